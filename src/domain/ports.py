@@ -1,0 +1,159 @@
+"""Ports: what the application needs from the outside world, and nothing about how it is done.
+
+Adapters implement these (``adapters.*``); the resilience layer wraps each one in a circuit-breaker
+decorator with the same methods; tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.gateway import GatewayOrder, PaymentSnapshot, RefundSnapshot
+from domain.idempotency import IdempotencyOutcome, StoredResponse
+from domain.journal import JournalTransaction
+from domain.money import Money
+from domain.payments import Order
+
+
+class Clock(Protocol):
+    """Time, so that tests can control it."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for timeouts and breakers)."""
+        ...
+
+
+class PaymentGateway(Protocol):
+    """The payment gateway (Razorpay).
+
+    Raises ``GatewayUnavailable`` when the gateway cannot answer usefully (5xx, HTML, reset, timeout)
+    and ``GatewayRejected`` when it refused the request as invalid. Never retries a non-idempotent
+    call on its own.
+    """
+
+    @property
+    def key_id(self) -> str:
+        """The public API key id Checkout needs."""
+        ...
+
+    async def create_order(
+        self, amount: Money, receipt: str | None, notes: Mapping[str, str]
+    ) -> GatewayOrder:
+        """Create an order at the gateway."""
+        ...
+
+    async def fetch_payment(self, payment_id: str) -> PaymentSnapshot:
+        """The payment as the gateway sees it now."""
+        ...
+
+    async def capture_payment(self, payment_id: str, amount: int, currency: str) -> PaymentSnapshot:
+        """Capture an authorized payment. A payment that is already captured is a success."""
+        ...
+
+    async def refund_payment(
+        self, payment_id: str, amount: int, idempotency_key: str, notes: Mapping[str, str]
+    ) -> RefundSnapshot:
+        """Refund (part of) a captured payment. The same ``idempotency_key`` never refunds twice."""
+        ...
+
+    async def fetch_refund(self, refund_id: str) -> RefundSnapshot:
+        """The refund as the gateway sees it now."""
+        ...
+
+    async def fetch_order_payments(self, gateway_order_id: str) -> list[PaymentSnapshot]:
+        """Every payment attempt the gateway knows for an order."""
+        ...
+
+    async def close(self) -> None:
+        """Release the gateway's threads and connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: list[Order]
+    next_cursor: str | None
+
+
+class LedgerUnitOfWork(Protocol):
+    """One database transaction on the ledger. Nothing is stored unless :meth:`commit` is called."""
+
+    async def get_order(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """Load an order; ``for_update`` holds its row lock until the end of the transaction."""
+        ...
+
+    async def get_order_by_gateway_id(
+        self, gateway_order_id: str, *, for_update: bool = False
+    ) -> Order | None:
+        """Load an order by the gateway's order id."""
+        ...
+
+    async def add_order(self, order: Order) -> None:
+        """Insert a new order."""
+        ...
+
+    async def save_order(self, order: Order) -> None:
+        """Store the order's changed state, payments and refunds."""
+        ...
+
+    async def post(self, transaction: JournalTransaction) -> bool:
+        """Append a journal transaction; False (and nothing written) if its key exists already."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+class Ledger(Protocol):
+    """The ledger database: orders, payments, refunds and the double-entry journal."""
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[LedgerUnitOfWork]:
+        """Begin a transaction; leaving the block without commit rolls it back."""
+        ...
+
+    async def list_orders(self, user_id: str, limit: int, cursor: str | None) -> OrderPage:
+        """A user's orders, newest first, keyset-paginated."""
+        ...
+
+    async def balances(self) -> dict[str, dict[str, int]]:
+        """Trial balance: per currency, each account's signed balance (debit positive)."""
+        ...
+
+    async def journal(self, order_id: str | None = None) -> list[JournalTransaction]:
+        """Journal transactions (of one order, or all), in the order they were posted."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``LedgerUnavailable`` when the database cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class IdempotencyStore(Protocol):
+    """Stripe-style idempotency keys, stored durably beside the ledger."""
+
+    async def begin(
+        self, scope: str, key: str, fingerprint: str, now: datetime, lock_timeout_s: float
+    ) -> IdempotencyOutcome:
+        """Claim the key for a new request, or say how an earlier request with it stands."""
+        ...
+
+    async def complete(self, scope: str, key: str, response: StoredResponse, expires_at: datetime) -> None:
+        """Store the response to replay."""
+        ...
+
+    async def release(self, scope: str, key: str) -> None:
+        """Forget a claim whose request stored nothing worth replaying (so a retry runs again)."""
+        ...
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete expired keys; return how many."""
+        ...
