@@ -3,14 +3,22 @@ about something else (the ledger database). The real gateway adapter is tested a
 
 from __future__ import annotations
 
+import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import GatewayRejected, GatewayUnavailable
+from domain import journal as journal_rules
+from domain.errors import GatewayRejected, GatewayUnavailable, LedgerUnavailable, ValidationError
 from domain.gateway import GatewayOrder, PaymentSnapshot, RefundSnapshot
+from domain.idempotency import IdempotencyOutcome, IdempotencyState, StoredResponse
+from domain.journal import JournalTransaction
 from domain.money import Money
+from domain.payments import Order, OrderStatus
+from domain.ports import OrderPage
+from domain.webhooks import InboxEvent, InboxStatus
 
 
 class FakeClock:
@@ -143,5 +151,340 @@ class FakeGateway:
         self._enter("fetch_order_payments")
         return [self._snap(p) for p in self.payments.values() if p.order_id == gateway_order_id]
 
+    async def fetch_payment_refunds(self, payment_id: str) -> list[RefundSnapshot]:
+        self._enter("fetch_payment_refunds")
+        return [r for r in self.refunds.values() if r.payment_id == payment_id]
+
     async def close(self) -> None:
         return None
+
+
+# ---- ledger ---------------------------------------------------------------------------------------
+
+
+class InMemoryUnitOfWork:
+    """One "transaction" on :class:`InMemoryLedger`.
+
+    Orders are deep-copied on load, so changing a loaded order changes nothing stored; adds, saves and
+    postings are buffered and reach the ledger only on :meth:`commit`. Journal keys are unique across
+    the committed journal and this unit's own buffer, as a unique index would make them.
+    """
+
+    def __init__(self, ledger: InMemoryLedger) -> None:
+        self._ledger = ledger
+        self._orders: dict[str, Order] = {}
+        self._postings: list[JournalTransaction] = []
+        self.committed = False
+
+    def _load(self, order: Order | None) -> Order | None:
+        if order is None:
+            return None
+        pending = self._orders.get(order.id)
+        return copy.deepcopy(pending if pending is not None else order)
+
+    async def get_order(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        found = self._orders.get(order_id) or self._ledger.orders.get(order_id)
+        return self._load(found)
+
+    async def get_order_by_gateway_id(
+        self, gateway_order_id: str, *, for_update: bool = False
+    ) -> Order | None:
+        candidates = [*self._orders.values(), *self._ledger.orders.values()]
+        found = next((o for o in candidates if o.gateway_order_id == gateway_order_id), None)
+        return self._load(found)
+
+    async def get_order_by_payment_id(self, payment_id: str, *, for_update: bool = False) -> Order | None:
+        candidates = [*self._orders.values(), *self._ledger.orders.values()]
+        found = next((o for o in candidates if o.payment(payment_id) is not None), None)
+        return self._load(found)
+
+    async def add_order(self, order: Order) -> None:
+        known = [*self._orders.values(), *self._ledger.orders.values()]
+        if any(o.id == order.id or o.gateway_order_id == order.gateway_order_id for o in known):
+            raise ValueError(f"duplicate order {order.id} / {order.gateway_order_id}")
+        self._orders[order.id] = copy.deepcopy(order)
+
+    async def save_order(self, order: Order) -> None:
+        if order.id not in self._orders and order.id not in self._ledger.orders:
+            raise KeyError(f"unknown order {order.id}")
+        self._orders[order.id] = copy.deepcopy(order)
+
+    async def post(self, transaction: JournalTransaction) -> bool:
+        if transaction.key in self._ledger.journal_keys or any(
+            t.key == transaction.key for t in self._postings
+        ):
+            return False
+        self._postings.append(transaction)
+        return True
+
+    async def commit(self) -> None:
+        if self._ledger.unavailable:
+            raise LedgerUnavailable()
+        for t in self._postings:
+            if t.key in self._ledger.journal_keys:  # another unit won the race: a unique violation
+                raise ValueError(f"duplicate journal key {t.key}")
+        self._ledger.orders.update(self._orders)
+        self._ledger.transactions.extend(self._postings)
+        self._ledger.journal_keys.update(t.key for t in self._postings)
+        self._ledger.commits += 1
+        self._orders, self._postings = {}, []
+        self.committed = True
+
+
+class InMemoryLedger:
+    """A ``Ledger`` in a dict: orders, a journal with unique keys, and nothing shared by reference.
+
+    Set ``unavailable`` to make every unit of work (and ``ping``) raise ``LedgerUnavailable``.
+    """
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.transactions: list[JournalTransaction] = []
+        self.journal_keys: set[str] = set()
+        self.commits = 0
+        self.unavailable = False
+        self.leases: dict[str, datetime] = {}  # order id -> end of the reconciler's lease
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[InMemoryUnitOfWork]:
+        if self.unavailable:
+            raise LedgerUnavailable()
+        yield InMemoryUnitOfWork(self)  # leaving without commit drops the buffer: a rollback
+
+    async def list_orders(self, user_id: str, limit: int, cursor: str | None) -> OrderPage:
+        mine = sorted(
+            (o for o in self.orders.values() if o.user_id == user_id),
+            key=lambda o: (o.created_at, o.id),
+            reverse=True,
+        )
+        if cursor is not None:
+            stamp, sep, last_id = cursor.partition("|")
+            try:
+                after = (datetime.fromisoformat(stamp), last_id)
+            except ValueError:
+                raise ValidationError("cursor is not valid.") from None
+            if not sep:
+                raise ValidationError("cursor is not valid.")
+            mine = [o for o in mine if (o.created_at, o.id) < after]
+        page = mine[:limit]
+        more = len(mine) > limit
+        next_cursor = f"{page[-1].created_at.isoformat()}|{page[-1].id}" if more and page else None
+        return OrderPage([copy.deepcopy(o) for o in page], next_cursor)
+
+    async def orders_to_reconcile(
+        self,
+        created_before: datetime,
+        created_after: datetime,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[str]:
+        def due(o: Order) -> bool:
+            if self.leases.get(o.id, now) > now:
+                return False
+            unpaid = o.status in (OrderStatus.CREATED, OrderStatus.ATTEMPTED)
+            if unpaid and created_after <= o.created_at < created_before:
+                return True
+            return any(r.is_reservation and r.created_at < created_before for r in o.refunds)
+
+        ids = [o.id for o in sorted(self.orders.values(), key=lambda o: o.created_at) if due(o)][:limit]
+        for order_id in ids:
+            self.leases[order_id] = now + timedelta(seconds=lease_seconds)
+        return ids
+
+    async def balances(self) -> dict[str, dict[str, int]]:
+        return journal_rules.balances(self.transactions)
+
+    async def journal(self, order_id: str | None = None) -> list[JournalTransaction]:
+        return [t for t in self.transactions if order_id is None or t.order_id == order_id]
+
+    async def ping(self) -> None:
+        if self.unavailable:
+            raise LedgerUnavailable()
+
+    async def close(self) -> None:
+        return None
+
+
+# ---- idempotency keys -----------------------------------------------------------------------------
+
+
+@dataclass
+class _IdempotencyRecord:
+    fingerprint: str
+    started_at: datetime
+    response: StoredResponse | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass
+class InMemoryIdempotencyStore:
+    """An ``IdempotencyStore`` in a dict, with the same claim, replay and takeover rules as the SQL one.
+
+    A claim older than ``lock_timeout_s`` is stale (its request died) and can be taken over; a stored
+    response is replayed until ``expires_at``.
+    """
+
+    records: dict[tuple[str, str], _IdempotencyRecord] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    async def begin(
+        self, scope: str, key: str, fingerprint: str, now: datetime, lock_timeout_s: float
+    ) -> IdempotencyOutcome:
+        self.calls.append("begin")
+        rec = self.records.get((scope, key))
+        if rec is not None and rec.expires_at is not None and rec.expires_at <= now:
+            rec = None  # expired: as if never used
+        stale = (
+            rec is not None
+            and rec.response is None
+            and now - rec.started_at > timedelta(seconds=lock_timeout_s)
+        )
+        if rec is None or stale:
+            self.records[(scope, key)] = _IdempotencyRecord(fingerprint, now)
+            return IdempotencyOutcome(IdempotencyState.STARTED)
+        if rec.fingerprint != fingerprint:
+            return IdempotencyOutcome(IdempotencyState.MISMATCH)
+        if rec.response is None:
+            return IdempotencyOutcome(IdempotencyState.IN_PROGRESS)
+        return IdempotencyOutcome(IdempotencyState.REPLAY, rec.response)
+
+    async def complete(self, scope: str, key: str, response: StoredResponse, expires_at: datetime) -> None:
+        self.calls.append("complete")
+        rec = self.records[(scope, key)]
+        rec.response, rec.expires_at = response, expires_at
+
+    async def release(self, scope: str, key: str) -> None:
+        self.calls.append("release")
+        rec = self.records.get((scope, key))
+        if rec is not None and rec.response is None:
+            del self.records[(scope, key)]
+
+    async def purge_expired(self, now: datetime) -> int:
+        expired = [k for k, r in self.records.items() if r.expires_at is not None and r.expires_at <= now]
+        for k in expired:
+            del self.records[k]
+        return len(expired)
+
+
+# ---- webhook inbox --------------------------------------------------------------------------------
+
+
+class InMemoryWebhookInbox:
+    """A ``WebhookInbox`` in a dict, with the SQL one's rules: unique event ids, leases, keyset pages.
+
+    Events are copied in and out, so a caller changing what it got changes nothing stored. A lease
+    (``claim``/``claim_due``) keeps an event from every other claimer until ``finish`` releases it or
+    ``lease_seconds`` pass (a worker that died). Set ``unavailable`` to make every call raise
+    ``LedgerUnavailable`` (the inbox lives beside the ledger).
+    """
+
+    def __init__(self) -> None:
+        self.events: dict[str, InboxEvent] = {}
+        self.leases: dict[str, datetime] = {}  # event id -> end of its lease
+        self.unavailable = False
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise LedgerUnavailable()
+
+    def _leased(self, event_id: str, now: datetime) -> bool:
+        until = self.leases.get(event_id)
+        return until is not None and until > now
+
+    async def store(self, event: InboxEvent) -> bool:
+        self._check()
+        if event.id in self.events:
+            return False
+        self.events[event.id] = copy.deepcopy(event)
+        return True
+
+    async def get(self, event_id: str) -> InboxEvent | None:
+        self._check()
+        found = self.events.get(event_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def claim(self, event_id: str, now: datetime, lease_seconds: float) -> InboxEvent | None:
+        self._check()
+        event = self.events.get(event_id)
+        if event is None or event.status is not InboxStatus.PENDING or self._leased(event_id, now):
+            return None
+        self.leases[event_id] = now + timedelta(seconds=lease_seconds)
+        return copy.deepcopy(event)
+
+    async def claim_due(self, now: datetime, limit: int, lease_seconds: float) -> list[InboxEvent]:
+        self._check()
+        due = sorted(
+            (
+                e
+                for e in self.events.values()
+                if e.status is InboxStatus.PENDING
+                and (e.next_attempt_at is None or e.next_attempt_at <= now)
+                and not self._leased(e.id, now)
+            ),
+            key=lambda e: (e.next_attempt_at or e.received_at, e.received_at, e.id),
+        )[: max(0, limit)]
+        for e in due:
+            self.leases[e.id] = now + timedelta(seconds=lease_seconds)
+        return [copy.deepcopy(e) for e in due]
+
+    async def finish(
+        self,
+        event_id: str,
+        status: InboxStatus,
+        now: datetime,
+        *,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
+        self._check()
+        event = self.events.get(event_id)
+        if event is None:
+            raise KeyError(f"unknown webhook event {event_id}")
+        event.status = status
+        event.attempts = attempts
+        event.next_attempt_at = next_attempt_at
+        event.last_error = last_error
+        if order_id is not None:
+            event.order_id = order_id
+        if status in (InboxStatus.PROCESSED, InboxStatus.IGNORED):
+            event.processed_at = now
+        self.leases.pop(event_id, None)
+
+    async def list(
+        self, status: InboxStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[InboxEvent], str | None]:
+        self._check()
+        chosen = sorted(
+            (e for e in self.events.values() if status is None or e.status is status),
+            key=lambda e: (e.received_at, e.id),
+            reverse=True,
+        )
+        if cursor is not None:
+            stamp, sep, last_id = cursor.partition("|")
+            try:
+                after = (datetime.fromisoformat(stamp), last_id)
+            except ValueError:
+                raise ValidationError("cursor is not valid.") from None
+            if not sep:
+                raise ValidationError("cursor is not valid.")
+            chosen = [e for e in chosen if (e.received_at, e.id) < after]
+        page = chosen[:limit]
+        more = len(chosen) > limit
+        next_cursor = f"{page[-1].received_at.isoformat()}|{page[-1].id}" if more and page else None
+        return [copy.deepcopy(e) for e in page], next_cursor
+
+    async def redrive(self, event_id: str, now: datetime) -> InboxEvent | None:
+        self._check()
+        event = self.events.get(event_id)
+        if event is None:
+            return None
+        if event.status in (InboxStatus.DEAD, InboxStatus.IGNORED, InboxStatus.PENDING):
+            event.status = InboxStatus.PENDING
+            event.attempts = 0
+            event.next_attempt_at = now
+            event.last_error = None
+            event.processed_at = None
+        return copy.deepcopy(event)

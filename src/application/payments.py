@@ -19,7 +19,7 @@ from domain.errors import (
     SignatureInvalid,
     ValidationError,
 )
-from domain.gateway import PaymentSnapshot
+from domain.gateway import PaymentSnapshot, RefundSnapshot
 from domain.money import Money
 from domain.payments import Order, PaymentStatus, Refund, RefundStatus
 from domain.ports import Clock, Ledger, OrderPage, PaymentGateway
@@ -127,7 +127,7 @@ class PaymentService:
         return order
 
     async def list_orders(self, user_id: str, limit: int = 20, cursor: str | None = None) -> OrderPage:
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}.")
         return await self._ledger.list_orders(user_id, limit, cursor)
 
@@ -200,16 +200,20 @@ class PaymentService:
         try:
             snap = await self._gateway.refund_payment(refund.payment_id, refund.amount, ref, gateway_notes)
         except GatewayRejected:
-            async with self._ledger.unit_of_work() as uow:
-                order = await uow.get_order(order_id, for_update=True)
-                if order is not None:
-                    order.release_refund(ref, self._clock.now())
-                    await uow.save_order(order)
-                    await uow.commit()
+            await self.release_refund(order_id, ref)
             raise
         # GatewayUnavailable propagates: the reservation stays, because the refund may have happened.
         # A retry with the same Idempotency-Key re-sends the same reference; the reconciler settles
         # the rest.
+        order = await self.apply_refund_snapshot(order_id, snap, ref=ref)
+        confirmed = order.refund_by_ref(ref) or order.refund_by_id(snap.id)
+        assert confirmed is not None
+        return RefundResult(order, confirmed)
+
+    async def apply_refund_snapshot(
+        self, order_id: str, snap: RefundSnapshot, ref: str | None = None
+    ) -> Order:
+        """Fold what the gateway says about a refund into the order, exactly once."""
         async with self._ledger.unit_of_work() as uow:
             order = await uow.get_order(order_id, for_update=True)
             if order is None:
@@ -218,9 +222,17 @@ class PaymentService:
                 await uow.post(txn)
             await uow.save_order(order)
             await uow.commit()
-        confirmed = order.refund_by_ref(ref) or order.refund_by_id(snap.id)
-        assert confirmed is not None
-        return RefundResult(order, confirmed)
+        return order
+
+    async def release_refund(self, order_id: str, ref: str) -> None:
+        """Give up a refund reservation the gateway never made (its amount is refundable again)."""
+        async with self._ledger.unit_of_work() as uow:
+            order = await uow.get_order(order_id, for_update=True)
+            if order is None:
+                return
+            order.release_refund(ref, self._clock.now())
+            await uow.save_order(order)
+            await uow.commit()
 
     # ---- reports --------------------------------------------------------------------------------
     async def balances(self) -> dict[str, dict[str, int]]:

@@ -18,7 +18,7 @@ TTL_SECONDS = 24 * 3600
 
 
 def validate_key(key: str) -> str:
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):  # match() with "$" would let a trailing newline through
         raise ValidationError(
             "Idempotency-Key must be 1 to 255 characters of letters, digits, '-', '_', ':' or '.'."
         )

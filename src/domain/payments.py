@@ -292,9 +292,9 @@ class Order:
                 raise InvalidState("that payment of the order is not captured.")
             target = found
         left = self.refundable(target.id)
-        if left <= 0:
-            raise InvalidState("everything captured has already been refunded.")
         if amount is None:
+            if left <= 0:
+                raise InvalidState("everything captured has already been refunded.")
             amount = left
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise ValidationError("amount must be a positive integer number of minor units.")
@@ -334,6 +334,8 @@ class Order:
         if snap.currency != self.currency:
             raise InvalidState("the refund's currency differs from the order's.")
         new_status = parse_refund_status(snap.status)
+        if ref is None:
+            ref = snap.notes.get("refund_ref")  # a webhook for a refund we requested carries our ref
         r = self.refund_by_id(snap.id)
         if r is None and ref is not None:
             r = self.refund_by_ref(ref)

@@ -17,6 +17,8 @@ from domain.idempotency import IdempotencyOutcome, StoredResponse
 from domain.journal import JournalTransaction
 from domain.money import Money
 from domain.payments import Order
+from domain.sessions import Principal
+from domain.webhooks import GatewayEvent, InboxEvent, InboxStatus
 
 
 class Clock(Protocol):
@@ -72,6 +74,10 @@ class PaymentGateway(Protocol):
         """Every payment attempt the gateway knows for an order."""
         ...
 
+    async def fetch_payment_refunds(self, payment_id: str) -> list[RefundSnapshot]:
+        """Every refund the gateway knows for a payment."""
+        ...
+
     async def close(self) -> None:
         """Release the gateway's threads and connections."""
         ...
@@ -94,6 +100,10 @@ class LedgerUnitOfWork(Protocol):
         self, gateway_order_id: str, *, for_update: bool = False
     ) -> Order | None:
         """Load an order by the gateway's order id."""
+        ...
+
+    async def get_order_by_payment_id(self, payment_id: str, *, for_update: bool = False) -> Order | None:
+        """Load the order that a gateway payment belongs to."""
         ...
 
     async def add_order(self, order: Order) -> None:
@@ -130,6 +140,22 @@ class Ledger(Protocol):
         """Journal transactions (of one order, or all), in the order they were posted."""
         ...
 
+    async def orders_to_reconcile(
+        self,
+        created_before: datetime,
+        created_after: datetime,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[str]:
+        """Lease up to ``limit`` orders that need the reconciler and return their ids.
+
+        Those are orders in ``created``/``attempted`` created in the window, and orders holding a refund
+        reservation older than ``created_before``. A leased order is not returned to another reconciler
+        until ``lease_seconds`` have passed, so several instances do not ask the gateway twice.
+        """
+        ...
+
     async def ping(self) -> None:
         """Raise ``LedgerUnavailable`` when the database cannot answer."""
         ...
@@ -156,4 +182,58 @@ class IdempotencyStore(Protocol):
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete expired keys; return how many."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    """Verifies a bearer token and says who is calling. Raises ``InvalidToken`` for any refusal."""
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+class GatewayEventParser(Protocol):
+    """Turns a webhook body into a :class:`GatewayEvent`. Raises ``ValidationError`` when malformed."""
+
+    def parse(self, body: bytes) -> GatewayEvent: ...
+
+
+class WebhookInbox(Protocol):
+    """Durable storage of webhook deliveries (beside the ledger)."""
+
+    async def store(self, event: InboxEvent) -> bool:
+        """Insert the event durably; False (and nothing written) when its id is stored already."""
+        ...
+
+    async def get(self, event_id: str) -> InboxEvent | None: ...
+
+    async def claim(self, event_id: str, now: datetime, lease_seconds: float) -> InboxEvent | None:
+        """Lease one pending event for processing; None when it is not pending or leased elsewhere."""
+        ...
+
+    async def claim_due(self, now: datetime, limit: int, lease_seconds: float) -> list[InboxEvent]:
+        """Lease up to ``limit`` pending events whose next attempt is due (no two workers get one)."""
+        ...
+
+    async def finish(
+        self,
+        event_id: str,
+        status: InboxStatus,
+        now: datetime,
+        *,
+        attempts: int,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
+        """Record the outcome of an attempt and release the lease."""
+        ...
+
+    async def list(
+        self, status: InboxStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[InboxEvent], str | None]:
+        """Events newest first, optionally of one status, keyset-paginated."""
+        ...
+
+    async def redrive(self, event_id: str, now: datetime) -> InboxEvent | None:
+        """Put a dead, ignored or pending event back to pending, due now, attempts reset."""
         ...
