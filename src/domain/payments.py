@@ -234,6 +234,12 @@ class Order:
             p.updated_at = now
             self.updated_at = now
             effects.extend(self._capture_effects(p, now))
+        elif captured_now and p.fee == 0 and p.tax == 0 and (snap.fee or snap.tax):
+            # Captured while the fee was unknown (Razorpay may send ``fee: null`` on payment.captured):
+            # book the fee from the first later snapshot that knows it, once (key ``fee:<payment>``).
+            p.fee, p.tax = snap.fee, snap.tax
+            p.updated_at = self.updated_at = now
+            effects.extend(t for t in self._capture_effects(p, now) if t.kind == "gateway_fee")
         elif p.updated_at == now:
             self.updated_at = now
         return effects

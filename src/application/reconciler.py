@@ -1,0 +1,87 @@
+"""The reconciler: asks the gateway about orders whose outcome we may have missed.
+
+Customers close the browser before the Checkout callback, webhooks get lost or disabled, and a refund
+call can time out after the gateway did it. The reconciler looks at orders still ``created``/``attempted``
+after a while, and at refund reservations the gateway never confirmed, and applies what the gateway says
+through the same exactly-once paths as ``/verify`` and webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from application.payments import PaymentService
+from domain.errors import DependencyUnavailable, DomainError
+from domain.payments import PaymentStatus
+from domain.ports import Clock, Ledger, PaymentGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilerSettings:
+    min_age: timedelta = timedelta(minutes=15)  # leave fresh orders to /verify and webhooks
+    max_age: timedelta = timedelta(days=3)  # give up on orders nobody paid for
+    reservation_timeout: timedelta = timedelta(minutes=30)  # unconfirmed refund with no trace: released
+    lease_seconds: float = 300.0
+    batch: int = 20
+
+
+class Reconciler:
+    def __init__(
+        self,
+        ledger: Ledger,
+        gateway: PaymentGateway,
+        payments: PaymentService,
+        clock: Clock,
+        settings: ReconcilerSettings | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._gateway = gateway
+        self._payments = payments
+        self._clock = clock
+        self._s = settings or ReconcilerSettings()
+
+    async def run_once(self) -> int:
+        """Reconcile one batch of leased orders; return how many were looked at."""
+        now = self._clock.now()
+        ids = await self._ledger.orders_to_reconcile(
+            created_before=now - self._s.min_age,
+            created_after=now - self._s.max_age,
+            now=now,
+            lease_seconds=self._s.lease_seconds,
+            limit=self._s.batch,
+        )
+        for order_id in ids:
+            try:
+                await self.reconcile_order(order_id)
+            except DependencyUnavailable:
+                log.warning("reconciler: dependency unavailable; will try again later")
+                break
+            except DomainError as exc:
+                log.warning("reconciler: order %s not reconciled: %s", order_id, exc.detail)
+        return len(ids)
+
+    async def reconcile_order(self, order_id: str) -> None:
+        """Apply what the gateway knows of one order's payments and unconfirmed refunds."""
+        async with self._ledger.unit_of_work() as uow:
+            order = await uow.get_order(order_id)
+        if order is None:
+            return
+        for snap in await self._gateway.fetch_order_payments(order.gateway_order_id):
+            if snap.status == PaymentStatus.AUTHORIZED:
+                # The customer paid and the callback never came: capture, as /verify would have.
+                snap = await self._gateway.capture_payment(snap.id, snap.amount, snap.currency)
+            order = await self._payments.apply_payment_snapshot(order_id, snap)
+        for reservation in [r for r in order.refunds if r.is_reservation]:
+            found = None
+            for refund in await self._gateway.fetch_payment_refunds(reservation.payment_id):
+                if refund.notes.get("refund_ref") == reservation.ref:
+                    found = refund
+                    break
+            if found is not None:
+                await self._payments.apply_refund_snapshot(order_id, found, ref=reservation.ref)
+            elif self._clock.now() - reservation.created_at > self._s.reservation_timeout:
+                await self._payments.release_refund(order_id, reservation.ref)
