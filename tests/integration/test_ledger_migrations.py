@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -13,7 +14,15 @@ from adapters.persistence.engine import create_engine
 from adapters.persistence.migrations import current_revision, downgrade, head_revision, upgrade
 from adapters.persistence.tables import metadata
 
-TABLES = {"orders", "payments", "refunds", "journal_transactions", "journal_postings", "idempotency_keys"}
+TABLES = {
+    "orders",
+    "payments",
+    "refunds",
+    "journal_transactions",
+    "journal_postings",
+    "idempotency_keys",
+    "webhook_events",
+}
 
 
 async def _schema(url: str) -> tuple[set[str], set[str]]:
@@ -69,3 +78,14 @@ async def test_migrated_schema_matches_the_table_definitions(database_url: str) 
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_sqlite_commits_are_durable_across_power_loss(tmp_path: Path) -> None:
+    """synchronous=FULL: WAL with NORMAL may lose the last commits (an acknowledged webhook) on power loss."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'durable.db'}")
+    try:
+        async with engine.connect() as conn:
+            level = (await conn.execute(text("PRAGMA synchronous"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert level == 2  # FULL

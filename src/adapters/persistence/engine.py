@@ -132,7 +132,9 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit (a stored webhook, a booked capture) survives a power loss, not only a
+            # crash of the process; "durable before 200" must hold on the embedded default too.
+            cursor.execute("PRAGMA synchronous=FULL")
         finally:
             cursor.close()
 

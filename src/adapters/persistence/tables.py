@@ -1,4 +1,4 @@
-"""The ledger schema as SQLAlchemy Core tables (the migrations in ``alembic/versions`` create it).
+"""The ledger schema and the webhook inbox as SQLAlchemy Core tables (``alembic/versions`` creates them).
 
 Invariants live in the database, with the same meaning on PostgreSQL and SQLite: CHECKs on amounts and
 statuses, ``refunded + reserved <= paid`` on every order, one journal transaction per key, one refund per
@@ -32,6 +32,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from domain.webhooks import InboxStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -46,6 +48,7 @@ ORDER_STATUSES = ("created", "attempted", "paid", "partially_refunded", "refunde
 PAYMENT_STATUSES = ("created", "failed", "authorized", "captured", "refunded")
 REFUND_STATUSES = ("pending", "processed", "failed")
 IDEMPOTENCY_STATUSES = ("in_progress", "completed")
+WEBHOOK_STATUSES = tuple(s.value for s in InboxStatus)
 
 
 def in_list(column: str, values: tuple[str, ...]) -> str:
@@ -209,6 +212,28 @@ idempotency_keys = Table(
     CheckConstraint(in_list("status", IDEMPOTENCY_STATUSES), name="status"),
     CheckConstraint("status <> 'completed' OR response_status IS NOT NULL", name="completed_has_response"),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# The webhook inbox: one row per gateway event id, with the exact body bytes that were verified. No foreign
+# key to orders: an event may name an order this service does not know (it is stored and ignored).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("event_type", String, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),  # the lease of the worker applying it
+    Column("last_error", String, nullable=True),
+    Column("order_id", String, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("processed_at", UtcDateTime, nullable=True),
+    CheckConstraint(in_list("status", WEBHOOK_STATUSES), name="status"),
+    CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    Index("ix_webhook_events_status_next_attempt", "status", "next_attempt_at"),
+    Index("ix_webhook_events_received", "received_at", "id"),
 )
 
 #: Tables that only ever grow; the migration adds triggers rejecting UPDATE and DELETE on them.
