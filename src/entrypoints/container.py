@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from adapters.persistence.webhook_inbox import SqlWebhookInbox
 from dependency_injector import containers, providers
 
 from adapters.auth.jwt_verifier import JwtVerifier
 from adapters.persistence.engine import create_engine
 from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.ledger import SqlLedger
+from adapters.persistence.webhook_inbox import SqlWebhookInbox
 from adapters.razorpay.gateway import RazorpayGateway
 from adapters.razorpay.webhooks import RazorpayEventParser
 from application.idempotency import IdempotencyService

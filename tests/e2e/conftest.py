@@ -14,6 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.databases import (
+    PostgresServer,
+    create_database,
+    drop_database,
+    run_sync,
+    unique_database_name,
+)
+
 BIN = Path(sys.executable).parent
 WEBHOOK_SECRET = "e2e-webhook-secret"
 
@@ -103,3 +111,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("e2e"))
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> Iterator[Server]:
+    """The server on a PostgreSQL database of its own, migrated with the real ``payments migrate``."""
+    name = unique_database_name("payments_e2e")
+    url = run_sync(lambda: create_database(postgres_server.url, name))
+    try:
+        env = {**os.environ, "DATABASE_URL": url}
+        migrated = subprocess.run(
+            [str(BIN / "payments"), "migrate"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        srv = start_server(tmp_path_factory.mktemp("e2e-pg"), {"DATABASE_URL": url, "AUTO_MIGRATE": "false"})
+        try:
+            yield srv
+        finally:
+            stop_server(srv)
+    finally:
+        run_sync(lambda: drop_database(postgres_server.url, name))

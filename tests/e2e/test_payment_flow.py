@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Server
 from tests.e2e.helpers import auth, checkout, create_order
 
 
-def test_order_to_full_refund_through_http_with_balanced_ledger(server: Server) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """The same flow on the embedded SQLite default and on PostgreSQL."""
+    fixture = "server" if request.param == "sqlite" else "pg_server"
+    srv: Server = request.getfixturevalue(fixture)
+    return srv
+
+
+def test_order_to_full_refund_through_http_with_balanced_ledger(any_server: Server) -> None:
+    server = any_server
     user = server.token("user-flow")
     admin = server.token("admin-flow", "--role", "admin")
 

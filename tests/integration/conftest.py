@@ -24,12 +24,10 @@ from adapters.persistence.migrations import upgrade_sync
 from domain.money import Money, currency_of
 from domain.payments import Order, Payment, PaymentStatus, Refund, RefundStatus
 from tests.support.databases import (
-    NoPostgresServer,
     PostgresServer,
     create_database,
     drop_database,
     drop_databases_with_prefix,
-    resolve_postgres_server,
     run_sync,
     unique_database_name,
 )
@@ -43,18 +41,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("db_kind") == "postgresql":
             item.add_marker(pytest.mark.postgres)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    try:
-        server = resolve_postgres_server()
-    except NoPostgresServer as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass(frozen=True)
