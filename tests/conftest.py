@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.databases import NoPostgresServer, PostgresServer, resolve_postgres_server
+from tests.support.simulator import RunningSimulator, razorpay_simulator
+
+__all__ = ["razorpay_simulator"]  # the session-wide simulator fixture, registered for every test
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sim(razorpay_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
+    """The session's simulator with no fault injected before or after the test."""
+    razorpay_simulator.clear_faults()
+    yield razorpay_simulator
+    razorpay_simulator.clear_faults()

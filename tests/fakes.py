@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from domain import journal as journal_rules
 from domain.errors import GatewayRejected, GatewayUnavailable, LedgerUnavailable, ValidationError
@@ -19,6 +20,8 @@ from domain.money import Money
 from domain.payments import Order, OrderStatus
 from domain.ports import OrderPage
 from domain.webhooks import InboxEvent, InboxStatus
+
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -252,24 +255,9 @@ class InMemoryLedger:
         yield InMemoryUnitOfWork(self)  # leaving without commit drops the buffer: a rollback
 
     async def list_orders(self, user_id: str, limit: int, cursor: str | None) -> OrderPage:
-        mine = sorted(
-            (o for o in self.orders.values() if o.user_id == user_id),
-            key=lambda o: (o.created_at, o.id),
-            reverse=True,
-        )
-        if cursor is not None:
-            stamp, sep, last_id = cursor.partition("|")
-            try:
-                after = (datetime.fromisoformat(stamp), last_id)
-            except ValueError:
-                raise ValidationError("cursor is not valid.") from None
-            if not sep:
-                raise ValidationError("cursor is not valid.")
-            mine = [o for o in mine if (o.created_at, o.id) < after]
-        page = mine[:limit]
-        more = len(mine) > limit
-        next_cursor = f"{page[-1].created_at.isoformat()}|{page[-1].id}" if more and page else None
-        return OrderPage([copy.deepcopy(o) for o in page], next_cursor)
+        mine = [o for o in self.orders.values() if o.user_id == user_id]
+        page, next_cursor = _keyset_page(mine, lambda o: (o.created_at, o.id), limit, cursor)
+        return OrderPage(page, next_cursor)
 
     async def orders_to_reconcile(
         self,
@@ -457,24 +445,8 @@ class InMemoryWebhookInbox:
         self, status: InboxStatus | None, limit: int, cursor: str | None
     ) -> tuple[list[InboxEvent], str | None]:
         self._check()
-        chosen = sorted(
-            (e for e in self.events.values() if status is None or e.status is status),
-            key=lambda e: (e.received_at, e.id),
-            reverse=True,
-        )
-        if cursor is not None:
-            stamp, sep, last_id = cursor.partition("|")
-            try:
-                after = (datetime.fromisoformat(stamp), last_id)
-            except ValueError:
-                raise ValidationError("cursor is not valid.") from None
-            if not sep:
-                raise ValidationError("cursor is not valid.")
-            chosen = [e for e in chosen if (e.received_at, e.id) < after]
-        page = chosen[:limit]
-        more = len(chosen) > limit
-        next_cursor = f"{page[-1].received_at.isoformat()}|{page[-1].id}" if more and page else None
-        return [copy.deepcopy(e) for e in page], next_cursor
+        chosen = [e for e in self.events.values() if status is None or e.status is status]
+        return _keyset_page(chosen, lambda e: (e.received_at, e.id), limit, cursor)
 
     async def redrive(self, event_id: str, now: datetime) -> InboxEvent | None:
         self._check()
@@ -488,3 +460,26 @@ class InMemoryWebhookInbox:
             event.last_error = None
             event.processed_at = None
         return copy.deepcopy(event)
+
+
+def _keyset_page(
+    items: list[T], key: Callable[[T], tuple[datetime, str]], limit: int, cursor: str | None
+) -> tuple[list[T], str | None]:
+    """Newest first by ``key``; the cursor is the key of the last item handed out (copies returned)."""
+    ordered = sorted(items, key=key, reverse=True)
+    if cursor is not None:
+        stamp, sep, last_id = cursor.partition("|")
+        try:
+            after = (datetime.fromisoformat(stamp), last_id)
+        except ValueError:
+            raise ValidationError("cursor is not valid.") from None
+        if not sep:
+            raise ValidationError("cursor is not valid.")
+        ordered = [item for item in ordered if key(item) < after]
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    next_cursor = None
+    if more and page:
+        stamp_dt, last = key(page[-1])
+        next_cursor = f"{stamp_dt.isoformat()}|{last}"
+    return [copy.deepcopy(item) for item in page], next_cursor

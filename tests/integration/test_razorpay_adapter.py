@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,20 +19,10 @@ from tests.support.simulator import (
     SIM_KEY_ID,
     SIM_KEY_SECRET,
     RunningSimulator,
-    razorpay_simulator,
     serve_in_thread,
 )
 
-__all__ = ["razorpay_simulator"]  # the fixture, re-exported so pytest finds it here
-
 TIMEOUT_S = 0.5
-
-
-@pytest.fixture
-def sim(razorpay_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
-    razorpay_simulator.clear_faults()
-    yield razorpay_simulator
-    razorpay_simulator.clear_faults()
 
 
 @pytest.fixture

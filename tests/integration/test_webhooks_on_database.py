@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +35,7 @@ from domain.payments import Order, OrderStatus, RefundStatus
 from domain.signatures import payment_signature, webhook_signature
 from domain.webhooks import InboxStatus
 from tests.fakes import FakeClock, FakeGateway
-from tests.support.simulator import RunningSimulator, razorpay_simulator
-
-__all__ = ["razorpay_simulator"]  # the fixture, re-exported so pytest finds it here
+from tests.support.simulator import RunningSimulator
 
 KEY_SECRET = "test_key_secret"
 WEBHOOK_SECRET = "test_webhook_secret"
@@ -387,13 +385,6 @@ async def test_an_event_that_keeps_failing_ends_dead_and_a_redrive_applies_it(le
 
 
 # ---- (e) the reconciler with the real gateway adapter and the simulator ------------------------------
-
-
-@pytest.fixture
-def sim(razorpay_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
-    razorpay_simulator.clear_faults()
-    yield razorpay_simulator
-    razorpay_simulator.clear_faults()
 
 
 @pytest.fixture
