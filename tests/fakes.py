@@ -14,7 +14,7 @@ from typing import TypeVar
 from domain import journal as journal_rules
 from domain.errors import GatewayRejected, GatewayUnavailable, LedgerUnavailable, ValidationError
 from domain.gateway import GatewayOrder, PaymentSnapshot, RefundSnapshot
-from domain.idempotency import IdempotencyOutcome, IdempotencyState, StoredResponse
+from domain.idempotency import IdempotencyOutcome, IdempotencyState, StoredResponse, new_claim_token
 from domain.journal import JournalTransaction
 from domain.money import Money
 from domain.payments import Order, OrderStatus
@@ -301,6 +301,7 @@ class InMemoryLedger:
 class _IdempotencyRecord:
     fingerprint: str
     started_at: datetime
+    token: str | None  # the fencing token of the in-progress claim; None once completed
     response: StoredResponse | None = None
     expires_at: datetime | None = None
 
@@ -309,8 +310,9 @@ class _IdempotencyRecord:
 class InMemoryIdempotencyStore:
     """An ``IdempotencyStore`` in a dict, with the same claim, replay and takeover rules as the SQL one.
 
-    A claim older than ``lock_timeout_s`` is stale (its request died) and can be taken over; a stored
-    response is replayed until ``expires_at``.
+    A claim older than ``lock_timeout_s`` is stale (its request died) and can be taken over, with a new
+    fencing token; ``complete``/``release`` only write for the token of the current in-progress claim. A
+    stored response is replayed until ``expires_at``.
     """
 
     records: dict[tuple[str, str], _IdempotencyRecord] = field(default_factory=dict)
@@ -329,24 +331,37 @@ class InMemoryIdempotencyStore:
             and now - rec.started_at > timedelta(seconds=lock_timeout_s)
         )
         if rec is None or stale:
-            self.records[(scope, key)] = _IdempotencyRecord(fingerprint, now)
-            return IdempotencyOutcome(IdempotencyState.STARTED)
+            token = new_claim_token()
+            self.records[(scope, key)] = _IdempotencyRecord(fingerprint, now, token)
+            return IdempotencyOutcome(IdempotencyState.STARTED, token=token)
         if rec.fingerprint != fingerprint:
             return IdempotencyOutcome(IdempotencyState.MISMATCH)
         if rec.response is None:
             return IdempotencyOutcome(IdempotencyState.IN_PROGRESS)
         return IdempotencyOutcome(IdempotencyState.REPLAY, rec.response)
 
-    async def complete(self, scope: str, key: str, response: StoredResponse, expires_at: datetime) -> None:
-        self.calls.append("complete")
-        rec = self.records[(scope, key)]
-        rec.response, rec.expires_at = response, expires_at
-
-    async def release(self, scope: str, key: str) -> None:
-        self.calls.append("release")
+    def _claimed_with(self, scope: str, key: str, token: str) -> _IdempotencyRecord | None:
         rec = self.records.get((scope, key))
-        if rec is not None and rec.response is None:
-            del self.records[(scope, key)]
+        if rec is None or rec.response is not None or rec.token != token:
+            return None
+        return rec
+
+    async def complete(
+        self, scope: str, key: str, token: str, response: StoredResponse, expires_at: datetime
+    ) -> bool:
+        self.calls.append("complete")
+        rec = self._claimed_with(scope, key, token)
+        if rec is None:
+            return False
+        rec.response, rec.expires_at, rec.token = response, expires_at, None
+        return True
+
+    async def release(self, scope: str, key: str, token: str) -> bool:
+        self.calls.append("release")
+        if self._claimed_with(scope, key, token) is None:
+            return False
+        del self.records[(scope, key)]
+        return True
 
     async def purge_expired(self, now: datetime) -> int:
         expired = [k for k, r in self.records.items() if r.expires_at is not None and r.expires_at <= now]

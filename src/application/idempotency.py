@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,11 +17,16 @@ from domain.errors import (
 from domain.idempotency import TTL_SECONDS, IdempotencyState, StoredResponse, validate_key
 from domain.ports import Clock, IdempotencyStore
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotentResult:
     response: StoredResponse
     replayed: bool
+    # False when this request ran but a retry had taken over its claim meanwhile: its response was not
+    # stored (the key belongs to the retry now), though it is still this caller's answer.
+    stored: bool = True
 
 
 class IdempotencyService:
@@ -30,6 +35,10 @@ class IdempotencyService:
     A request refused by validation, or one that failed because a dependency was unavailable or because
     of an unexpected error, stores nothing: a retry with the same key runs again. Other refusals
     (invalid state, gateway rejection, ...) are final and are replayed like successes.
+
+    A claim older than the lock timeout may be taken over by a retry while the first request still runs;
+    the store's fencing token then keeps the first request from storing its response over the retry's or
+    releasing the retry's claim.
     """
 
     def __init__(
@@ -65,27 +74,46 @@ class IdempotencyService:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request; use a new key."
             )
+        token = outcome.token
+        assert token is not None, "a STARTED outcome carries the claim's token"
         try:
             response = await handler()
         except (ValidationError, DependencyUnavailable):
-            await self._release_quietly(scope, key)
+            await self._release_quietly(scope, key, token)
             raise
         except DomainError as exc:
-            await self._store.complete(scope, key, render_error(exc), self._expiry())
+            await self._complete(scope, key, token, render_error(exc))
             raise
         except BaseException:
-            await self._release_quietly(scope, key)
+            await self._release_quietly(scope, key, token)
             raise
-        await self._store.complete(scope, key, response, self._expiry())
-        return IdempotentResult(response, replayed=False)
+        stored = await self._complete(scope, key, token, response)
+        return IdempotentResult(response, replayed=False, stored=stored)
 
     def _expiry(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._ttl)
 
-    async def _release_quietly(self, scope: str, key: str) -> None:
-        # If even the release fails, the claim lapses after the lock timeout.
-        with contextlib.suppress(Exception):
-            await self._store.release(scope, key)
+    async def _complete(self, scope: str, key: str, token: str, response: StoredResponse) -> bool:
+        stored = await self._store.complete(scope, key, token, response, self._expiry())
+        if not stored:
+            log.warning(
+                "idempotency key %r in scope %r: the claim was taken over (by a retry, after the lock "
+                "timeout) while this request ran; its response (HTTP %d) was NOT stored",
+                key,
+                scope,
+                response.status,
+            )
+        return stored
+
+    async def _release_quietly(self, scope: str, key: str, token: str) -> None:
+        # If even the release fails, the claim lapses after the lock timeout. A release that finds the
+        # claim taken over deletes nothing: the key belongs to the retry now.
+        try:
+            released = await self._store.release(scope, key, token)
+        except Exception:  # noqa: BLE001 - the original error matters, not this one
+            return
+        if not released:
+            log.info("idempotency key %r in scope %r: claim already taken over, not released", key, scope)
 
     async def purge_expired(self) -> int:
         return await self._store.purge_expired(self._clock.now())

@@ -2,12 +2,18 @@
 
 The same key from the same user on the same endpoint with the same body replays the first response; with
 a different body it is refused; while the first request still runs it is refused with "in progress".
+
+A claim carries a random fencing token. A claim whose request seems dead (older than the lock timeout)
+may be taken over by a retry, which gets a new token; the store then accepts ``complete``/``release``
+only with the token of the current claim, so the slow first request can no longer overwrite the retry's
+stored response or delete its claim.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,6 +42,11 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return h.hexdigest()
 
 
+def new_claim_token() -> str:
+    """A fresh fencing token for one claim of a key (128 random bits, hex)."""
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     status: int
@@ -53,4 +64,5 @@ class IdempotencyState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class IdempotencyOutcome:
     state: IdempotencyState
-    response: StoredResponse | None = None
+    response: StoredResponse | None = None  # set when state is REPLAY
+    token: str | None = None  # set when state is STARTED: the claim's fencing token

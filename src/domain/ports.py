@@ -169,15 +169,26 @@ class IdempotencyStore(Protocol):
     async def begin(
         self, scope: str, key: str, fingerprint: str, now: datetime, lock_timeout_s: float
     ) -> IdempotencyOutcome:
-        """Claim the key for a new request, or say how an earlier request with it stands."""
+        """Claim the key for a new request, or say how an earlier request with it stands.
+
+        ``STARTED`` carries a fresh fencing ``token``; taking over a stale claim issues a new one.
+        """
         ...
 
-    async def complete(self, scope: str, key: str, response: StoredResponse, expires_at: datetime) -> None:
-        """Store the response to replay."""
+    async def complete(
+        self, scope: str, key: str, token: str, response: StoredResponse, expires_at: datetime
+    ) -> bool:
+        """Store the response to replay, if the key is still claimed with ``token``.
+
+        False (and nothing written) when the claim was taken over, released or completed meanwhile.
+        """
         ...
 
-    async def release(self, scope: str, key: str) -> None:
-        """Forget a claim whose request stored nothing worth replaying (so a retry runs again)."""
+    async def release(self, scope: str, key: str, token: str) -> bool:
+        """Forget a claim whose request stored nothing worth replaying (so a retry runs again).
+
+        Only the claim holding ``token`` is forgotten; False (and nothing deleted) otherwise.
+        """
         ...
 
     async def purge_expired(self, now: datetime) -> int:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from adapters.persistence.engine import create_engine
 from adapters.persistence.migrations import current_revision, downgrade, head_revision, upgrade
-from adapters.persistence.tables import metadata
+from adapters.persistence.tables import idempotency_keys, metadata
 
 TABLES = {
     "orders",
@@ -89,3 +92,114 @@ async def test_sqlite_commits_are_durable_across_power_loss(tmp_path: Path) -> N
     finally:
         await engine.dispose()
     assert level == 2  # FULL
+
+
+IDEMPOTENCY_ROWS = [
+    {
+        "scope": "user_1:POST:/api/payments/orders",
+        "key": "done",
+        "fingerprint": "fp",
+        "status": "completed",
+        "response_status": 201,
+        "response_body": b'{"ok":true}',
+        "content_type": "application/json",
+        "locked_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "expires_at": datetime(2026, 1, 2, tzinfo=UTC),
+    },
+    {
+        "scope": "user_1:POST:/api/payments/orders",
+        "key": "running",
+        "fingerprint": "fp",
+        "status": "in_progress",
+        "response_status": None,
+        "response_body": None,
+        "content_type": None,
+        "locked_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "expires_at": datetime(2026, 1, 2, tzinfo=UTC),
+    },
+]
+
+
+async def _idempotency_keys_schema(url: str) -> dict[str, Any]:
+    """What the database says idempotency_keys is: columns, primary key, CHECKs, indexes."""
+
+    def read(conn: Connection) -> dict[str, Any]:
+        insp = inspect(conn)
+        return {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in insp.get_columns("idempotency_keys")
+            ],
+            "pk": insp.get_pk_constraint("idempotency_keys")["constrained_columns"],
+            "checks": sorted(
+                (str(c["name"]), " ".join(c["sqltext"].split()))
+                for c in insp.get_check_constraints("idempotency_keys")
+            ),
+            "indexes": sorted(
+                (str(i["name"]), tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes("idempotency_keys")
+            ),
+        }
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def _idempotency_rows(url: str) -> list[dict[str, Any]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT * FROM idempotency_keys ORDER BY key"))
+            return [dict(r._mapping) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_migration_0003_adds_the_claim_token_and_its_downgrade_restores_0002(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
+    await upgrade(url, "0002_webhook_inbox")
+    at_0002 = await _idempotency_keys_schema(url)
+    assert "claim_token" not in [c[0] for c in at_0002["columns"]]
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(idempotency_keys.insert(), IDEMPOTENCY_ROWS)
+    finally:
+        await engine.dispose()
+    rows_at_0002 = await _idempotency_rows(url)
+
+    await upgrade(url, "0003_idempotency_claim_token")
+    at_0003 = await _idempotency_keys_schema(url)
+    token_column = [c for c in at_0003["columns"] if c[0] == "claim_token"]
+    assert len(token_column) == 1
+    assert token_column[0][2] is True  # nullable: existing rows have no token
+    assert {**at_0003, "columns": [c for c in at_0003["columns"] if c[0] != "claim_token"]} == at_0002
+    assert await _idempotency_rows(url) == [{**r, "claim_token": None} for r in rows_at_0002]
+
+    await downgrade(url, "0002_webhook_inbox")
+    assert await current_revision(url) == "0002_webhook_inbox"
+    assert await _idempotency_keys_schema(url) == at_0002  # CHECKs, key and index survive (SQLite batch)
+    assert await _idempotency_rows(url) == rows_at_0002  # and so do the rows
+    engine = create_engine(url)
+    try:
+        with pytest.raises(IntegrityError):  # the CHECK is still enforced, not only still named
+            async with engine.begin() as conn:
+                await conn.execute(
+                    idempotency_keys.insert(),
+                    {**IDEMPOTENCY_ROWS[0], "key": "bad", "status": "completed", "response_status": None},
+                )
+    finally:
+        await engine.dispose()
+
+    await upgrade(url, "0003_idempotency_claim_token")
+    assert await _idempotency_keys_schema(url) == at_0003
+    await upgrade(url)  # and on to whatever comes after 0003
+    assert await current_revision(url) == head_revision()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from datetime import timedelta
 
 import pytest
 
-from application.idempotency import IdempotencyService
+from application.idempotency import IdempotencyService, IdempotentResult
 from domain.errors import (
     DomainError,
     GatewayRejected,
@@ -244,3 +246,134 @@ def test_fingerprint_distinguishes_method_path_and_body() -> None:
     assert base != fingerprint("POST", "/a", b"{ }")
     # the separator keeps path and body apart
     assert fingerprint("POST", "/a", b"b") != fingerprint("POST", "/ab", b"")
+
+
+# ---- fencing: a slow request whose stale claim a retry took over stores and releases nothing -----------
+
+RETRY_OK = StoredResponse(201, b'{"success": true, "order": {"id": "ord_retry"}}')
+SLOW_OK = StoredResponse(201, b'{"success": true, "order": {"id": "ord_slow"}}')
+
+
+class Gated:
+    """A handler that signals when it runs and finishes (answers or raises) only when released."""
+
+    def __init__(self, response: StoredResponse, error: BaseException | None = None) -> None:
+        self.response = response
+        self.error = error
+        self.started = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def __call__(self) -> StoredResponse:
+        self.started.set()
+        await self.finish.wait()
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+async def _start(service: IdempotencyService, handler: Gated) -> asyncio.Task[IdempotentResult]:
+    task = asyncio.create_task(service.run(SCOPE, "key-1", FP, handler, render))
+    await handler.started.wait()
+    return task
+
+
+async def test_a_slow_requests_late_complete_does_not_overwrite_the_retrys_stored_response(
+    service: IdempotencyService,
+    store: InMemoryIdempotencyStore,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slow = Gated(SLOW_OK)
+    slow_run = await _start(service, slow)
+    clock.advance(61)  # the slow request's claim is now stale: a retry takes it over
+    retried = await service.run(SCOPE, "key-1", FP, Handler(RETRY_OK), render)
+    assert (retried.response, retried.replayed, retried.stored) == (RETRY_OK, False, True)
+
+    slow.finish.set()
+    with caplog.at_level(logging.WARNING, logger="application.idempotency"):
+        late = await slow_run
+
+    assert late.response == SLOW_OK  # the slow caller still gets its own answer ...
+    assert (late.replayed, late.stored) == (False, False)  # ... but it is not stored
+    assert "NOT stored" in caplog.text
+    assert store.records[(SCOPE, "key-1")].response == RETRY_OK
+    replay = await service.run(SCOPE, "key-1", FP, Handler(), render)
+    assert (replay.response, replay.replayed) == (RETRY_OK, True)
+
+
+async def test_a_late_complete_while_the_retry_runs_stores_nothing_and_the_retrys_own_complete_works(
+    service: IdempotencyService, store: InMemoryIdempotencyStore, clock: FakeClock
+) -> None:
+    slow, retry = Gated(SLOW_OK), Gated(RETRY_OK)
+    slow_run = await _start(service, slow)
+    clock.advance(61)
+    retry_run = await _start(service, retry)
+
+    slow.finish.set()
+    late = await slow_run
+    assert (late.response, late.stored) == (SLOW_OK, False)
+    assert store.records[(SCOPE, "key-1")].response is None  # the retry's claim, untouched
+    with pytest.raises(IdempotencyRequestInProgress):
+        await service.run(SCOPE, "key-1", FP, Handler(), render)
+
+    retry.finish.set()
+    retried = await retry_run
+    assert (retried.response, retried.stored) == (RETRY_OK, True)
+    replay = await service.run(SCOPE, "key-1", FP, Handler(), render)
+    assert (replay.response, replay.replayed) == (RETRY_OK, True)
+
+
+@pytest.mark.parametrize("error", [GatewayUnavailable(), ValidationError("bad"), RuntimeError("boom")])
+async def test_a_slow_requests_late_release_does_not_delete_the_retrys_claim(
+    service: IdempotencyService, store: InMemoryIdempotencyStore, clock: FakeClock, error: BaseException
+) -> None:
+    slow, retry = Gated(SLOW_OK, error), Gated(RETRY_OK)
+    slow_run = await _start(service, slow)
+    clock.advance(61)
+    retry_run = await _start(service, retry)
+
+    slow.finish.set()
+    with pytest.raises(type(error)):
+        await slow_run
+    assert (SCOPE, "key-1") in store.records  # the retry's claim survived the late release
+    third = Handler()
+    with pytest.raises(IdempotencyRequestInProgress):
+        await service.run(SCOPE, "key-1", FP, third, render)
+    assert third.runs == 0  # no third concurrent run of the request
+
+    retry.finish.set()
+    assert (await retry_run).stored is True
+    replay = await service.run(SCOPE, "key-1", FP, third, render)
+    assert (replay.response, replay.replayed) == (RETRY_OK, True)
+
+
+async def test_a_slow_requests_late_final_refusal_does_not_overwrite_the_retrys_stored_response(
+    service: IdempotencyService, store: InMemoryIdempotencyStore, clock: FakeClock
+) -> None:
+    slow = Gated(SLOW_OK, InvalidState("the order is not paid."))
+    slow_run = await _start(service, slow)
+    clock.advance(61)
+    await service.run(SCOPE, "key-1", FP, Handler(RETRY_OK), render)
+
+    slow.finish.set()
+    with pytest.raises(InvalidState):  # the slow caller still gets its own refusal
+        await slow_run
+    assert store.records[(SCOPE, "key-1")].response == RETRY_OK
+
+
+async def test_the_store_fences_complete_and_release_by_token(
+    store: InMemoryIdempotencyStore, clock: FakeClock
+) -> None:
+    first = await store.begin(SCOPE, "key-1", FP, clock.now(), 60.0)
+    clock.advance(61)
+    second = await store.begin(SCOPE, "key-1", FP, clock.now(), 60.0)
+    assert first.token is not None
+    assert second.token is not None
+    assert first.token != second.token
+    expires = clock.now() + timedelta(hours=24)
+    assert await store.release(SCOPE, "key-1", first.token) is False
+    assert await store.complete(SCOPE, "key-1", first.token, SLOW_OK, expires) is False
+    assert await store.complete(SCOPE, "key-1", second.token, RETRY_OK, expires) is True
+    assert await store.complete(SCOPE, "key-1", second.token, SLOW_OK, expires) is False  # once only
+    assert await store.release(SCOPE, "key-1", second.token) is False  # a stored response stays
+    assert store.records[(SCOPE, "key-1")].response == RETRY_OK

@@ -5,6 +5,11 @@ A key is claimed by inserting an ``in_progress`` row with ``ON CONFLICT DO NOTHI
 ``BEGIN IMMEDIATE`` write lock on SQLite), so of any number of concurrent first requests exactly one is
 ``STARTED``. An expired row counts as absent; an ``in_progress`` row whose claim is older than the lock
 timeout (its request died) may be taken over.
+
+Every claim (insert or takeover) writes a fresh ``claim_token`` (a fencing token) and returns it with
+``STARTED``. ``complete`` and ``release`` are conditional writes on ``(scope, key, claim_token,
+status = 'in_progress')``: a request whose claim was taken over while it still ran (it was only slow)
+writes nothing, so it can neither overwrite the retry's stored response nor delete the retry's claim.
 """
 
 from __future__ import annotations
@@ -12,13 +17,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.persistence.engine import discard, transaction, translate_errors
 from adapters.persistence.ledger import dialect_insert
 from adapters.persistence.tables import idempotency_keys as keys
-from domain.idempotency import TTL_SECONDS, IdempotencyOutcome, IdempotencyState, StoredResponse
+from domain.idempotency import (
+    TTL_SECONDS,
+    IdempotencyOutcome,
+    IdempotencyState,
+    StoredResponse,
+    new_claim_token,
+)
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
@@ -34,9 +45,11 @@ class SqlIdempotencyStore:
     async def begin(
         self, scope: str, key: str, fingerprint: str, now: datetime, lock_timeout_s: float
     ) -> IdempotencyOutcome:
+        token = new_claim_token()
         claim = {
             "fingerprint": fingerprint,
             "status": IN_PROGRESS,
+            "claim_token": token,
             "response_status": None,
             "response_body": None,
             "content_type": None,
@@ -54,19 +67,19 @@ class SqlIdempotencyStore:
                 inserted = await self._insert_claim(conn, scope, key, claim)
                 if inserted:
                     await conn.commit()
-                    return IdempotencyOutcome(IdempotencyState.STARTED)
+                    return IdempotencyOutcome(IdempotencyState.STARTED, token=token)
                 row = (await conn.execute(select(keys).where(where).with_for_update())).first()
                 if row is None:  # released or purged between the insert and the read: claim again
                     inserted = await self._insert_claim(conn, scope, key, claim)
                     await conn.commit()
-                    return IdempotencyOutcome(
-                        IdempotencyState.STARTED if inserted else IdempotencyState.IN_PROGRESS
-                    )
+                    if inserted:
+                        return IdempotencyOutcome(IdempotencyState.STARTED, token=token)
+                    return IdempotencyOutcome(IdempotencyState.IN_PROGRESS)
                 stale = row.status == IN_PROGRESS and row.locked_at < now - timedelta(seconds=lock_timeout_s)
-                if row.expires_at < now or stale:
+                if row.expires_at < now or stale:  # take over, with a new token that fences the old claim
                     await conn.execute(update(keys).where(where).values(**claim))
                     await conn.commit()
-                    return IdempotencyOutcome(IdempotencyState.STARTED)
+                    return IdempotencyOutcome(IdempotencyState.STARTED, token=token)
         finally:
             await discard(conn)
         if row.fingerprint != fingerprint:
@@ -90,12 +103,25 @@ class SqlIdempotencyStore:
         )
         return (await conn.execute(stmt)).first() is not None
 
-    async def complete(self, scope: str, key: str, response: StoredResponse, expires_at: datetime) -> None:
+    @staticmethod
+    def _claimed_with(scope: str, key: str, token: str) -> ColumnElement[bool]:
+        """The row of the key, only while it is still the in-progress claim holding ``token``."""
+        return and_(
+            keys.c.scope == scope,
+            keys.c.key == key,
+            keys.c.claim_token == token,
+            keys.c.status == IN_PROGRESS,
+        )
+
+    async def complete(
+        self, scope: str, key: str, token: str, response: StoredResponse, expires_at: datetime
+    ) -> bool:
         stmt = (
             update(keys)
-            .where(keys.c.scope == scope, keys.c.key == key)
+            .where(self._claimed_with(scope, key, token))
             .values(
                 status=COMPLETED,
+                claim_token=None,  # completed: nobody holds the key any more
                 response_status=response.status,
                 response_body=response.body,
                 content_type=response.content_type,
@@ -103,12 +129,14 @@ class SqlIdempotencyStore:
             )
         )
         async with transaction(self._engine) as conn:
-            await conn.execute(stmt)
+            result = await conn.execute(stmt)
+        return int(result.rowcount) == 1
 
-    async def release(self, scope: str, key: str) -> None:
-        stmt = delete(keys).where(keys.c.scope == scope, keys.c.key == key, keys.c.status == IN_PROGRESS)
+    async def release(self, scope: str, key: str, token: str) -> bool:
+        stmt = delete(keys).where(self._claimed_with(scope, key, token))
         async with transaction(self._engine) as conn:
-            await conn.execute(stmt)
+            result = await conn.execute(stmt)
+        return int(result.rowcount) == 1
 
     async def purge_expired(self, now: datetime) -> int:
         async with transaction(self._engine) as conn:
