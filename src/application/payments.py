@@ -59,7 +59,7 @@ def validate_receipt(receipt: str | None) -> str | None:
     return receipt
 
 
-def refund_ref_for(user_id: str, idempotency_key: str | None) -> str:
+def refund_ref_for(user_id: str, order_id: str, idempotency_key: str | None) -> str:
     """Our refund reference, sent as ``X-Refund-Idempotency`` (>= 10 chars of ``[A-Za-z0-9_-]``).
 
     Derived from the client's Idempotency-Key when there is one, so a retried request re-sends the same
@@ -67,7 +67,7 @@ def refund_ref_for(user_id: str, idempotency_key: str | None) -> str:
     """
     if idempotency_key is None:
         return f"rf_{uuid.uuid4().hex}"
-    digest = hashlib.sha256(f"{user_id}\0{idempotency_key}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{user_id}\0{order_id}\0{idempotency_key}".encode()).hexdigest()
     return f"rf_{digest[:32]}"
 
 
@@ -150,13 +150,39 @@ class PaymentService:
         if snap.order_id != order.gateway_order_id:
             raise InvalidState("the payment does not belong to this order.")
         if snap.status == PaymentStatus.AUTHORIZED:
-            snap = await self._gateway.capture_payment(payment_id, snap.amount, snap.currency)
+            snap = await self.capture_authorized(order.id, snap)
         order = await self.apply_payment_snapshot(order.id, snap)
         payment = order.payment(payment_id)
         if payment is None or not payment.is_captured:
             state = payment.status.value if payment else snap.status
             raise InvalidState(f"the payment is {state}, not captured.")
         return order
+
+    async def capture_authorized(self, order_id: str, snap: PaymentSnapshot) -> PaymentSnapshot:
+        """Capture an authorized payment of the order at the gateway, unless that would charge twice.
+
+        The claim is taken under the order's row lock and committed before the gateway call, so no
+        database transaction is held across the network and two payments of one order are never both
+        captured. Returns the gateway's snapshot after the capture (or the given one if there was
+        nothing to do).
+        """
+        async with self._ledger.unit_of_work() as uow:
+            order = await uow.get_order(order_id, for_update=True)
+            if order is None:
+                raise NotFound("order not found.")
+            for txn in order.apply_payment(snap, self._clock.now()):
+                await uow.post(txn)
+            try:
+                claimed = order.claim_capture(snap.id, self._clock.now())
+            except InvalidState:
+                await uow.save_order(order)  # the attempt is recorded even when its capture is refused
+                await uow.commit()
+                raise
+            await uow.save_order(order)
+            await uow.commit()
+        if not claimed:
+            return snap
+        return await self._gateway.capture_payment(snap.id, snap.amount, snap.currency)
 
     async def apply_payment_snapshot(self, order_id: str, snap: PaymentSnapshot) -> Order:
         """Fold what the gateway says about a payment into the order, exactly once."""
@@ -184,7 +210,7 @@ class PaymentService:
         clean_notes = validate_notes(notes)
         if len(clean_notes) > MAX_NOTES - 2:
             raise ValidationError(f"refund notes may have at most {MAX_NOTES - 2} keys.")
-        ref = refund_ref_for(user_id, idempotency_key)
+        ref = refund_ref_for(user_id, order_id, idempotency_key)
         async with self._ledger.unit_of_work() as uow:
             order = await uow.get_order(order_id, for_update=True)
             if order is None:

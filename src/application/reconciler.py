@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from application.payments import PaymentService
-from domain.errors import DependencyUnavailable, DomainError
+from domain.errors import DependencyUnavailable, DomainError, InvalidState
 from domain.payments import PaymentStatus
 from domain.ports import Clock, Ledger, PaymentGateway
 
@@ -72,8 +72,14 @@ class Reconciler:
             return
         for snap in await self._gateway.fetch_order_payments(order.gateway_order_id):
             if snap.status == PaymentStatus.AUTHORIZED:
-                # The customer paid and the callback never came: capture, as /verify would have.
-                snap = await self._gateway.capture_payment(snap.id, snap.amount, snap.currency)
+                # The customer paid and the callback never came: capture, as /verify would have
+                # (never a second payment of an order that is paid already).
+                try:
+                    snap = await self._payments.capture_authorized(order_id, snap)
+                except InvalidState as exc:
+                    log.info(
+                        "reconciler: payment %s of order %s not captured: %s", snap.id, order_id, exc.detail
+                    )
             order = await self._payments.apply_payment_snapshot(order_id, snap)
         for reservation in [r for r in order.refunds if r.is_reservation]:
             found = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from domain.errors import InvalidState, RefundExceedsCaptured, ValidationError
+from domain.errors import InvalidState, NotFound, RefundExceedsCaptured, ValidationError
 from domain.gateway import PaymentSnapshot, RefundSnapshot
 from domain.journal import Account, JournalTransaction, Posting
 from domain.money import Money
@@ -39,6 +39,10 @@ class RefundStatus(StrEnum):
     PROCESSED = "processed"
     FAILED = "failed"
 
+
+# How long a claim to capture one payment of an order keeps other payments of the order from being
+# captured (longer than any gateway call may take; a crashed claimant's claim lapses after it).
+CAPTURE_CLAIM_SECONDS = 120
 
 # A payment status only moves to a higher rank. ``failed -> authorized`` is Razorpay's late
 # authorization; ``captured -> failed`` or ``refunded -> captured`` can only be stale snapshots.
@@ -95,6 +99,7 @@ class Payment:
     fee: int = 0
     tax: int = 0
     captured_at: datetime | None = None
+    capture_requested_at: datetime | None = None  # we claimed the right to capture it (see claim_capture)
 
     @property
     def is_captured(self) -> bool:
@@ -277,6 +282,37 @@ class Order:
             )
         return out
 
+    def claim_capture(self, payment_id: str, now: datetime) -> bool:
+        """Claim the right to capture an authorized payment; False when it is captured already.
+
+        Called under the order's row lock before the gateway is asked to capture, so that two payments
+        of one order (a customer paying twice, in two tabs) are never both captured by us: a payment
+        that would take ``amount_paid`` over the order's amount is refused, and so is one while another
+        payment's claim is live. A refused payment stays authorized; the gateway releases it.
+        """
+        p = self.payment(payment_id)
+        if p is None:
+            raise InvalidState("the payment is not known on this order.")
+        if p.is_captured:
+            return False
+        if p.status is not PaymentStatus.AUTHORIZED:
+            raise InvalidState(f"the payment is {p.status.value}, not authorized.")
+        if self.amount_paid + p.amount > self.amount.amount:
+            raise InvalidState("the order is already paid; this payment will not be captured.")
+        claimed = sum(
+            o.amount
+            for o in self.payments
+            if o.id != p.id
+            and not o.is_captured
+            and o.capture_requested_at is not None
+            and (now - o.capture_requested_at).total_seconds() < CAPTURE_CLAIM_SECONDS
+        )
+        if claimed and self.amount_paid + claimed + p.amount > self.amount.amount:
+            raise InvalidState("another payment of this order is being captured; retry later.")
+        p.capture_requested_at = now
+        p.updated_at = self.updated_at = now
+        return True
+
     # ---- refunds --------------------------------------------------------------------------------
     def reserve_refund(self, ref: str, amount: int | None, payment_id: str | None, now: datetime) -> Refund:
         """Reserve a refund before asking the gateway, so concurrent refunds cannot exceed captures.
@@ -294,7 +330,9 @@ class Order:
             target = max(captured, key=lambda p: self.refundable(p.id))
         else:
             found = self.payment(payment_id)
-            if found is None or not found.is_captured:
+            if found is None:
+                raise NotFound("no payment with that id on this order.")
+            if not found.is_captured:
                 raise InvalidState("that payment of the order is not captured.")
             target = found
         left = self.refundable(target.id)
@@ -351,8 +389,9 @@ class Order:
             p = self.payment(snap.payment_id)
             if p is None or not p.is_captured:
                 raise InvalidState("the refunded payment is not captured on this order.")
+            taken = ref is not None and self.refund_by_ref(ref) is not None
             r = Refund(
-                ref=ref or f"ext_{snap.id}",
+                ref=ref if ref is not None and not taken else f"ext_{snap.id}",
                 payment_id=snap.payment_id,
                 amount=snap.amount,
                 currency=snap.currency,
@@ -363,6 +402,10 @@ class Order:
             )
             self.refunds.append(r)
         if r.id is None:
+            if r.status is RefundStatus.FAILED:
+                # We had given this reservation up (the gateway refused it, or the reconciler found no
+                # trace of it), but the gateway did make the refund: its word wins, the money left.
+                r.status = RefundStatus.PENDING
             r.id = snap.id
             r.amount = snap.amount
             r.updated_at = now

@@ -87,3 +87,17 @@ def test_orders_list_shows_only_own_orders_with_cursor_pagination(server: Server
     )
     ids = [o["id"] for o in first["orders"]] + [o["id"] for o in r2.json()["orders"]]
     assert sorted(ids) == sorted(mine) and ids[0] == mine[-1]
+
+
+def test_a_customer_who_pays_twice_is_charged_once(server: Server) -> None:
+    user = server.token("user-twice")
+    order = create_order(server, user, 30_000)
+    first, second = checkout(server, order["gatewayOrderId"]), checkout(server, order["gatewayOrderId"])
+    ok = httpx.post(f"{server.url}/api/payments/verify", json=first, headers=auth(user))
+    assert ok.status_code == 200 and ok.json()["order"]["amountPaid"] == 30_000
+    refused = httpx.post(f"{server.url}/api/payments/verify", json=second, headers=auth(user))
+    assert refused.status_code == 409 and refused.json()["code"] == "invalid_state"
+    got = httpx.get(f"{server.url}/api/payments/orders/{order['id']}", headers=auth(user)).json()["order"]
+    assert got["amountPaid"] == 30_000
+    statuses = {p["id"]: p["status"] for p in got["payments"]}
+    assert statuses == {first["razorpay_payment_id"]: "captured", second["razorpay_payment_id"]: "authorized"}

@@ -114,3 +114,34 @@ async def test_concurrent_full_refunds_refund_once(ledger: SqlLedger) -> None:
     assert stored.status is OrderStatus.REFUNDED
     assert stored.amount_refunded == AMOUNT
     await _assert_balanced(ledger)
+
+
+async def test_two_payments_of_one_order_verified_concurrently_are_not_both_captured(
+    ledger: SqlLedger,
+) -> None:
+    """A customer who paid twice (two tabs) is charged once: the capture claim is taken under the row lock."""
+    service, gateway, order, first = await _paid_order(ledger)
+    others = [gateway.pay(order.gateway_order_id, status="authorized") for _ in range(4)]
+    pids = [first, *others]
+
+    results = await asyncio.gather(
+        *(
+            service.verify_payment(
+                "user_1", order.gateway_order_id, pid, payment_signature(order.gateway_order_id, pid, SECRET)
+            )
+            for pid in pids
+        ),
+        return_exceptions=True,
+    )
+
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, InvalidState) for r in results if isinstance(r, BaseException))
+    assert sum(gateway.payments[p].status == "captured" for p in pids) == 1
+    journal = await ledger.journal(order.id)
+    assert len([t for t in journal if t.kind == "capture"]) == 1
+    async with ledger.unit_of_work() as uow:
+        stored = await uow.get_order(order.id)
+    assert stored is not None and stored.amount_paid == AMOUNT
+    claimed = [p for p in stored.payments if p.capture_requested_at is not None]
+    assert len(claimed) == 1 and claimed[0].is_captured
+    await _assert_balanced(ledger)

@@ -482,7 +482,7 @@ async def _reservation(world: World, key: str, amount: int) -> tuple[Order, str,
     with pytest.raises(GatewayUnavailable):
         await world.payments.refund(order.id, "admin_1", amount=amount, idempotency_key=key)
     world.gateway.unavailable.discard("refund_payment")
-    ref = refund_ref_for("admin_1", key)
+    ref = refund_ref_for("admin_1", order.id, key)
     held = await world.order(order.id)
     assert held.amount_reserved == amount and held.refund_by_ref(ref) is not None
     return order, payment_id, ref

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import InvalidState, RefundExceedsCaptured, ValidationError
+from domain.errors import InvalidState, NotFound, RefundExceedsCaptured, ValidationError
 from domain.gateway import PaymentSnapshot, RefundSnapshot
 from domain.journal import Account, JournalTransaction, balances
 from domain.money import Money
@@ -369,12 +369,14 @@ def test_refund_of_an_order_without_payments_is_invalid_state() -> None:
         make_order().reserve_refund("rf_1", None, None, _t(1))
 
 
-def test_refund_of_unknown_or_uncaptured_payment_id_is_invalid_state() -> None:
+def test_refund_of_an_uncaptured_payment_is_invalid_state_and_of_an_unknown_one_not_found() -> None:
     o, _ = paid_order()
     o.apply_payment(pay_snap("failed", "pay_2"), _t(2))
-    for pid in ("pay_2", "pay_nope"):
-        with pytest.raises(InvalidState):
-            o.reserve_refund("rf_1", 100, pid, _t(3))
+    with pytest.raises(InvalidState):
+        o.reserve_refund("rf_1", 100, "pay_2", _t(3))
+    with pytest.raises(NotFound):
+        o.reserve_refund("rf_1", 100, "pay_nope", _t(3))
+    assert o.refunds == []
 
 
 @pytest.mark.parametrize("amount", [100.0, 20000.0, "20000", True, 0, -100])

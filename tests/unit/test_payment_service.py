@@ -383,7 +383,7 @@ async def test_refund_sends_our_ref_as_idempotency_key_and_in_notes(
     result = await service.refund(
         order.id, "admin", amount=100, notes={"reason": "x"}, idempotency_key="key-1"
     )
-    ref = refund_ref_for("admin", "key-1")
+    ref = refund_ref_for("admin", order.id, "key-1")
     assert result.refund.ref == ref
     assert list(gateway.refund_tokens) == [ref]
     assert len(ref) >= 10
@@ -465,7 +465,7 @@ async def test_gateway_unavailable_keeps_the_reservation_and_retry_books_one_ref
         await service.refund(order.id, "admin", amount=30001, idempotency_key="key-2")
 
     result = await service.refund(order.id, "admin", amount=20000, idempotency_key="key-1")
-    ref = refund_ref_for("admin", "key-1")
+    ref = refund_ref_for("admin", order.id, "key-1")
     sent = [c for c in gateway.calls if c == "refund_payment"]
     assert len(sent) == 2
     assert list(gateway.refund_tokens) == [ref]  # both attempts carried the same reference
@@ -528,13 +528,15 @@ async def test_balances_after_capture_and_refund_total_zero(
     assert sum(b["INR"].values()) == 0
 
 
-def test_refund_ref_is_stable_per_user_and_key() -> None:
-    a = refund_ref_for("u1", "key")
-    assert a == refund_ref_for("u1", "key")
-    assert a != refund_ref_for("u2", "key")
-    assert a != refund_ref_for("u1", "key2")
-    assert refund_ref_for("u1", None) != refund_ref_for("u1", None)
-    for ref in (a, refund_ref_for("u1", None)):
+def test_refund_ref_is_stable_per_user_order_and_key() -> None:
+    a = refund_ref_for("u1", "ord_1", "key")
+    assert a == refund_ref_for("u1", "ord_1", "key")
+    assert a != refund_ref_for("u2", "ord_1", "key")
+    assert a != refund_ref_for("u1", "ord_1", "key2")
+    # The same key reused on another order (after it expired) must not reuse the gateway's refund token.
+    assert a != refund_ref_for("u1", "ord_2", "key")
+    assert refund_ref_for("u1", "ord_1", None) != refund_ref_for("u1", "ord_1", None)
+    for ref in (a, refund_ref_for("u1", "ord_1", None)):
         assert len(ref) >= 10
         assert all(c.isalnum() or c in "_-" for c in ref)
 

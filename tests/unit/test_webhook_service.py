@@ -411,7 +411,7 @@ async def test_processed_event_records_its_order(world: World) -> None:
 
 async def test_refund_webhook_before_api_confirmation_matches_the_reservation(world: World) -> None:
     order, pid = await paid_through_api(world)
-    ref = refund_ref_for(USER, "idem-1")
+    ref = refund_ref_for(USER, order.id, "idem-1")
     # What PaymentService.refund does first: reserve, commit, then ask the gateway.
     async with world.ledger.unit_of_work() as uow:
         locked = await uow.get_order(order.id, for_update=True)
@@ -478,7 +478,7 @@ async def test_refund_through_the_api_racing_its_webhooks_is_booked_once(statuse
     result = await w.payments.refund(order.id, USER, amount=20000, idempotency_key="idem-race")
     final = await w.order(order.id)
     assert len(final.refunds) == 1
-    assert final.refunds[0].ref == refund_ref_for(USER, "idem-race")
+    assert final.refunds[0].ref == refund_ref_for(USER, order.id, "idem-race")
     assert result.refund.id == final.refunds[0].id
     assert final.refunds[0].status is RefundStatus.PROCESSED
     assert (final.amount_refunded, final.amount_reserved) == (20000, 0)
@@ -861,7 +861,9 @@ async def test_webhook_settles_an_api_refund_whose_answer_was_lost() -> None:
     )
     settled = await w.order(order.id)
     assert (settled.amount_reserved, settled.amount_refunded) == (0, 20000)
-    assert [(r.ref, r.id) for r in settled.refunds] == [(refund_ref_for(USER, "idem-lost"), snap.id)]
+    assert [(r.ref, r.id) for r in settled.refunds] == [
+        (refund_ref_for(USER, order.id, "idem-lost"), snap.id)
+    ]
     # The client retries with the same Idempotency-Key: the refund is not asked for, nor booked, again.
     result = await w.payments.refund(order.id, USER, amount=20000, idempotency_key="idem-lost")
     assert result.refund.id == snap.id

@@ -86,6 +86,7 @@ def _payment_row(order_id: str, position: int, p: Payment) -> dict[str, Any]:
         "fee": p.fee,
         "tax": p.tax,
         "captured_at": p.captured_at,
+        "capture_requested_at": p.capture_requested_at,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     }
@@ -119,6 +120,7 @@ def _payment(row: Row[Any]) -> Payment:
         fee=int(row.fee),
         tax=int(row.tax),
         captured_at=row.captured_at,
+        capture_requested_at=row.capture_requested_at,
     )
 
 

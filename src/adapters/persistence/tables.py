@@ -131,6 +131,7 @@ payments = Table(
     Column("fee", BigInteger, nullable=False, server_default="0"),
     Column("tax", BigInteger, nullable=False, server_default="0"),
     Column("captured_at", UtcDateTime, nullable=True),
+    Column("capture_requested_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -203,6 +204,8 @@ idempotency_keys = Table(
     Column("key", String, primary_key=True),
     Column("fingerprint", String, nullable=False),
     Column("status", String, nullable=False),
+    # The fencing token of the current in-progress claim (migration 0003); NULL once completed.
+    Column("claim_token", String, nullable=True),
     Column("response_status", Integer, nullable=True),
     Column("response_body", LargeBinary, nullable=True),
     Column("content_type", String, nullable=True),

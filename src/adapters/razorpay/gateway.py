@@ -473,9 +473,17 @@ class RazorpayGateway:
         timeout = self._timeout_s
 
         def fetch(c: Any) -> list[RefundSnapshot]:
-            # GET /v1/payments/{id}/refunds (a fresh dict: the SDK's default one is shared)
-            answer = c.payment.fetch_multiple_refund(payment_id, {"count": 100}, timeout=timeout)
-            return [refund_from_entity(item) for item in _collection_items(answer)]
+            # GET /v1/payments/{id}/refunds, page by page (at most 100 each; a fresh dict every call:
+            # the SDK's default one is shared)
+            out: list[RefundSnapshot] = []
+            while True:
+                answer = c.payment.fetch_multiple_refund(
+                    payment_id, {"count": 100, "skip": len(out)}, timeout=timeout
+                )
+                page = [refund_from_entity(item) for item in _collection_items(answer)]
+                out.extend(page)
+                if len(page) < 100 or len(out) >= 10_000:
+                    return out
 
         return await self._run("fetch_payment_refunds", fetch)
 

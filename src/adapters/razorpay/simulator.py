@@ -399,18 +399,23 @@ async def create_order(request: Request[Any, Any, Any]) -> Response[Any]:
         return _ok(dict(order))
 
 
-@get("/v1/orders")
-async def list_orders(request: Request[Any, Any, Any]) -> Response[Any]:
+def _page_params(request: Request[Any, Any, Any]) -> tuple[int, int]:
+    """Razorpay's ``count`` (1..100, default 10) and ``skip`` query parameters."""
     try:
         count = int(request.query_params.get("count", 10))
         skip = int(request.query_params.get("skip", 0))
     except ValueError:
         raise RazorpayApiError("The count and skip must be integers.") from None
-    count = max(1, min(count, 100))
+    return max(1, min(count, 100)), max(skip, 0)
+
+
+@get("/v1/orders")
+async def list_orders(request: Request[Any, Any, Any]) -> Response[Any]:
+    count, skip = _page_params(request)
     s = _sim(request)
     with s.lock:
         newest = sorted(s.orders.values(), key=lambda o: o["created_at"], reverse=True)
-        return _ok(_collection([dict(o) for o in newest[max(skip, 0) : max(skip, 0) + count]]))
+        return _ok(_collection([dict(o) for o in newest[skip : skip + count]]))
 
 
 @get("/v1/orders/{order_id:str}")
@@ -522,10 +527,14 @@ async def refund_payment(request: Request[Any, Any, Any], payment_id: FromPath[s
 
 @get("/v1/payments/{payment_id:str}/refunds")
 async def fetch_payment_refunds(request: Request[Any, Any, Any], payment_id: FromPath[str]) -> Response[Any]:
+    count, skip = _page_params(request)
     s = _sim(request)
     with s.lock:
         _lookup(s.payments, payment_id, "pay")
-        return _ok(_collection([dict(r) for r in s.refunds.values() if r["payment_id"] == payment_id]))
+        mine = sorted(
+            (r for r in s.refunds.values() if r["payment_id"] == payment_id), key=lambda r: r["created_at"]
+        )
+        return _ok(_collection([dict(r) for r in mine[skip : skip + count]]))
 
 
 @get("/v1/refunds/{refund_id:str}")
