@@ -117,9 +117,13 @@ def build_workers(container: Container) -> WorkerPool:
     webhooks: WebhookService = container.webhook_service()
     reconciler: Reconciler = container.reconciler()
     idempotency: IdempotencyService = container.idempotency_service()
+    retriers = [
+        Job(f"webhook-retrier-{n}", s.webhook_retry_interval_ms / 1000, webhooks.process_due)
+        for n in range(1, s.webhook_workers + 1)
+    ]
     return WorkerPool(
         [
-            Job("webhook-retrier", s.webhook_retry_interval_ms / 1000, webhooks.process_due),
+            *retriers,
             Job("reconciler", s.reconcile_interval_ms / 1000, reconciler.run_once),
             Job(
                 "idempotency-purge", s.idempotency_purge_interval_ms / 1000, _once(idempotency.purge_expired)

@@ -78,6 +78,7 @@ class Settings:
     log_level: str = "INFO"
     public_url: str | None = None  # where this instance is reachable (the embedded simulator needs it)
     workers_enabled: bool = True
+    webhook_workers: int = 1
     webhook_retry_interval_ms: int = 2_000
     webhook_max_attempts: int = 8
     reconcile_interval_ms: int = 60_000
@@ -226,6 +227,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=(_str(env, "LOG_LEVEL") or "INFO").upper(),
         public_url=_str(env, "PUBLIC_URL"),
         workers_enabled=_bool(env, "WORKERS_ENABLED", True),
+        webhook_workers=_int(env, "WEBHOOK_WORKERS", 1, 1, 64),
         webhook_retry_interval_ms=_int(env, "WEBHOOK_RETRY_INTERVAL", 2_000, 10, 3_600_000),
         webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
         reconcile_interval_ms=_int(env, "RECONCILE_INTERVAL", 60_000, 10, 86_400_000),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import jwt
 
 from tests.e2e.conftest import BIN, Server
+from tests.support.simulator import RunningSimulator
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,3 +73,38 @@ def test_serve_in_development_prints_the_address_an_admin_token_and_a_curl_line(
     assert jwt.decode(token, options={"verify_signature": False})["role"] == "admin"
     curl = next(line for line in logs.splitlines() if line.startswith("Try: curl"))
     assert token in curl and f"{server.url}/api/payments/orders" in curl
+
+
+def test_worker_command_runs_the_jobs_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, sim: RunningSimulator
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.db'}",
+        "RAZORPAY_BASE_URL": sim.base_url,
+        "RAZORPAY_KEY_ID": sim.key_id,
+        "RAZORPAY_KEY_SECRET": sim.key_secret,
+        "WEBHOOK_WORKERS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("APP_ENV", "DATABASE_", "RAZORPAY_"))}
+    proc = subprocess.Popen(
+        [str(BIN / "payments"), "worker"],
+        env={**base, **env},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (tmp_path / "worker.db").exists():
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "workers started: webhook-retrier-1, webhook-retrier-2, reconciler, idempotency-purge" in out
+    assert "Stopping queue workers..." in out

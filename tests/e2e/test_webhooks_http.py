@@ -148,3 +148,15 @@ def test_unknown_event_types_and_orders_are_stored_ignored_and_visible_to_admins
     assert r.status_code == 403
     r = httpx.post(f"{server.url}/api/payments/admin/webhook-events/{ids[1]}/redrive", headers=auth(admin))
     assert r.status_code == 200 and r.json()["event"]["status"] == "ignored"
+
+
+def test_webhook_body_over_the_limit_is_413_and_stores_nothing(server: Server) -> None:
+    body = b'{"event": "payment.captured", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    event_id = f"evt_{uuid.uuid4().hex[:14]}"
+    r = deliver(server, body, event_id)
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+    admin = server.token("hook-admin", "--role", "admin")
+    events = httpx.get(
+        f"{server.url}/api/payments/admin/webhook-events", params={"limit": 100}, headers=auth(admin)
+    ).json()["events"]
+    assert event_id not in {e["id"] for e in events}
