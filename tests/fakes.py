@@ -249,7 +249,7 @@ class InMemoryLedger:
         self.leases: dict[str, datetime] = {}  # order id -> end of the reconciler's lease
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[InMemoryUnitOfWork]:
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[InMemoryUnitOfWork]:
         if self.unavailable:
             raise LedgerUnavailable()
         yield InMemoryUnitOfWork(self)  # leaving without commit drops the buffer: a rollback

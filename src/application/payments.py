@@ -120,7 +120,7 @@ class PaymentService:
 
     async def get_order(self, order_id: str, user_id: str, is_admin: bool = False) -> Order:
         """An order its owner (or an admin) may see; anybody else gets NotFound, never Forbidden."""
-        async with self._ledger.unit_of_work() as uow:
+        async with self._ledger.unit_of_work(read_only=True) as uow:
             order = await uow.get_order(order_id)
         if order is None or (order.user_id != user_id and not is_admin):
             raise NotFound("order not found.")
@@ -140,7 +140,7 @@ class PaymentService:
         The signature is checked against the gateway order id we stored for the caller's order. Any
         number of concurrent calls for one payment capture it once in the journal.
         """
-        async with self._ledger.unit_of_work() as uow:
+        async with self._ledger.unit_of_work(read_only=True) as uow:
             order = await uow.get_order_by_gateway_id(gateway_order_id)
         if order is None or order.user_id != user_id:
             raise NotFound("order not found.")

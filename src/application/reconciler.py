@@ -66,7 +66,7 @@ class Reconciler:
 
     async def reconcile_order(self, order_id: str) -> None:
         """Apply what the gateway knows of one order's payments and unconfirmed refunds."""
-        async with self._ledger.unit_of_work() as uow:
+        async with self._ledger.unit_of_work(read_only=True) as uow:
             order = await uow.get_order(order_id)
         if order is None:
             return

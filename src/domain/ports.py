@@ -124,8 +124,11 @@ class LedgerUnitOfWork(Protocol):
 class Ledger(Protocol):
     """The ledger database: orders, payments, refunds and the double-entry journal."""
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[LedgerUnitOfWork]:
-        """Begin a transaction; leaving the block without commit rolls it back."""
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[LedgerUnitOfWork]:
+        """Begin a transaction; leaving the block without commit rolls it back.
+
+        ``read_only`` transactions only read (no ``for_update``, no commit) and do not wait for writers.
+        """
         ...
 
     async def list_orders(self, user_id: str, limit: int, cursor: str | None) -> OrderPage:

@@ -216,3 +216,22 @@ async def test_concurrent_reconcilers_never_lease_the_same_order(
 
     leased = [oid for batch in leases for oid in batch]
     assert len(leased) == len(set(leased)) == 12
+
+
+async def test_a_read_only_unit_of_work_does_not_wait_for_a_writer(
+    ledger: SqlLedger, make_order: Callable[..., Order]
+) -> None:
+    """GET /orders/{id} must not queue behind a write transaction (SQLite: BEGIN DEFERRED, not IMMEDIATE)."""
+    order = make_order()
+    async with ledger.unit_of_work() as uow:
+        await uow.add_order(order)
+        await uow.commit()
+    async with ledger.unit_of_work() as writer:
+        await writer.get_order(order.id, for_update=True)  # holds the write lock / row lock
+
+        async def read() -> str | None:
+            async with ledger.unit_of_work(read_only=True) as reader:
+                found = await reader.get_order(order.id)
+            return None if found is None else found.id
+
+        assert await asyncio.wait_for(read(), timeout=3) == order.id

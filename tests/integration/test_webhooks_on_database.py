@@ -135,11 +135,11 @@ class FlakyLedger:
         self.inner = inner
         self.failures = failures
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         if self.failures > 0:
             self.failures -= 1
             raise LedgerUnavailable()
-        return self.inner.unit_of_work()
+        return self.inner.unit_of_work(read_only=read_only)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

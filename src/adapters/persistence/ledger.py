@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.persistence.engine import create_engine, discard, transaction, translate_errors
+from adapters.persistence.engine import SQLITE_BEGIN, create_engine, discard, transaction, translate_errors
 from adapters.persistence.tables import (
     journal_postings,
     journal_transactions,
@@ -336,15 +336,17 @@ class SqlLedger:
         """``"postgresql"`` or ``"sqlite"`` (for the breaker's ``adapter`` field and readiness)."""
         return self._engine.dialect.name
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:
-        return self._unit_of_work()
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[SqlUnitOfWork]:
+        return self._unit_of_work(read_only)
 
     @asynccontextmanager
-    async def _unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
+    async def _unit_of_work(self, read_only: bool) -> AsyncIterator[SqlUnitOfWork]:
         with translate_errors(connecting=True):
             conn = await self._engine.connect()
         try:
             with translate_errors(connecting=True):
+                if read_only:  # SQLite: BEGIN DEFERRED, so a read does not queue behind writers
+                    conn = await conn.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
                 await conn.begin()
             yield SqlUnitOfWork(conn)
         finally:
