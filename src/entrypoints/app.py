@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from entrypoints.container import SIMULATOR_MOUNT, Container, build_container, build_workers
-from entrypoints.http.health import live, ready
+from entrypoints.http.health import live, live_head, ready, ready_head
 from entrypoints.http.payments import PaymentsController
 from entrypoints.http.problems import add_request_id_header, handle_exception
 from entrypoints.http.webhooks import WebhookAdminController, WebhooksController
@@ -48,7 +48,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 except Exception:
                     log.exception("closing %s failed", name)
 
-    handlers: list[Any] = [PaymentsController, WebhooksController, WebhookAdminController, live, ready]
+    handlers: list[Any] = [
+        PaymentsController,
+        WebhooksController,
+        WebhookAdminController,
+        live,
+        live_head,
+        ready,
+        ready_head,
+    ]
     if settings.uses_simulator:
         from adapters.razorpay.simulator import create_simulator_mount
 

@@ -261,5 +261,7 @@ def test_health_and_openapi_are_served(server: Server) -> None:
     assert httpx.get(server.url + "/health/live").json() == {"status": "live"}
     ready = httpx.get(server.url + "/health/ready").json()
     assert ready["status"] == "ready" and ready["checks"]["ledger"] == "ok"
+    assert httpx.head(server.url + "/health/live").status_code == 200
+    assert httpx.head(server.url + "/health/ready").status_code == 200
     schema = httpx.get(server.url + "/schema/openapi.json").json()
     assert "/api/payments/orders" in schema["paths"]
