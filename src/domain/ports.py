@@ -154,8 +154,10 @@ class Ledger(Protocol):
         """Lease up to ``limit`` orders that need the reconciler and return their ids.
 
         Those are orders in ``created``/``attempted`` created in the window, and orders holding a refund
-        reservation older than ``created_before``. A leased order is not returned to another reconciler
-        until ``lease_seconds`` have passed, so several instances do not ask the gateway twice.
+        reservation older than ``created_before``. A leased order is not returned again (to this or
+        another reconciler) until its lease ends: ``lease_seconds``, or half the order's age when that is
+        longer, so several instances do not ask the gateway twice and abandoned orders are asked about
+        less and less often.
         """
         ...
 

@@ -191,12 +191,17 @@ async def test_orders_to_reconcile_leases_unsettled_orders_once_until_the_lease_
     during_lease = await ledger.orders_to_reconcile(
         **window, now=now + timedelta(seconds=299), lease_seconds=300, limit=10
     )
+    # The orders are 2 h 1 min old: leased for half that, longer than the 300 s lease.
+    still_leased = await ledger.orders_to_reconcile(
+        **window, now=now + timedelta(minutes=60), lease_seconds=300, limit=10
+    )
     after_lease = await ledger.orders_to_reconcile(
-        **window, now=now + timedelta(seconds=301), lease_seconds=300, limit=1
+        **window, now=now + timedelta(minutes=60, seconds=31), lease_seconds=300, limit=1
     )
 
     assert sorted(first) == sorted([stuck.id, reserved.id])
     assert during_lease == []
+    assert still_leased == []
     assert len(after_lease) == 1
     assert after_lease[0] in first
 
@@ -235,3 +240,22 @@ async def test_a_read_only_unit_of_work_does_not_wait_for_a_writer(
             return None if found is None else found.id
 
         assert await asyncio.wait_for(read(), timeout=3) == order.id
+
+
+async def test_an_unpaid_order_is_leased_for_half_its_age_so_it_is_asked_about_less_often(
+    ledger: SqlLedger, make_order: Callable[..., Order]
+) -> None:
+    order = make_order()
+    async with ledger.unit_of_work() as uow:
+        await uow.add_order(order)
+        await uow.commit()
+    created = order.created_at
+    window = {"created_after": created - timedelta(days=3), "lease_seconds": 300.0, "limit": 10}
+
+    first = created + timedelta(hours=4)
+    assert await ledger.orders_to_reconcile(created_before=first, now=first, **window) == [order.id]
+    # Leased for two hours (half its age), not for the five-minute lease.
+    for later in (first + timedelta(minutes=10), first + timedelta(minutes=119)):
+        assert await ledger.orders_to_reconcile(created_before=later, now=later, **window) == []
+    again = first + timedelta(hours=2, seconds=1)
+    assert await ledger.orders_to_reconcile(created_before=again, now=again, **window) == [order.id]
