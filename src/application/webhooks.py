@@ -8,13 +8,15 @@ it ends ``dead`` after ``MAX_ATTEMPTS`` and waits for an admin to re-drive it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from domain.errors import DomainError, NotFound, SignatureInvalid, ValidationError
+from domain.errors import DependencyUnavailable, DomainError, NotFound, SignatureInvalid, ValidationError
 from domain.ports import Clock, GatewayEventParser, Ledger, WebhookInbox
 from domain.signatures import verify_webhook_signature
 from domain.webhooks import HANDLED_EVENTS, MAX_ATTEMPTS, InboxEvent, InboxStatus, backoff
@@ -42,6 +44,7 @@ class WebhookService:
         clock: Clock,
         secrets: Sequence[str],
         max_attempts: int = MAX_ATTEMPTS,
+        inline_budget_s: float = 2.0,
     ) -> None:
         self._ledger = ledger
         self._inbox = inbox
@@ -49,13 +52,18 @@ class WebhookService:
         self._clock = clock
         self._secrets = [s for s in secrets if s]
         self._max_attempts = max_attempts
+        self._inline_budget_s = inline_budget_s
+        self._inline: set[asyncio.Task[InboxStatus | None]] = set()
 
     async def receive(self, body: bytes, signature: str | None, event_id: str | None) -> Receipt:
         """Verify, store durably, then try to apply. Raises ``SignatureInvalid`` with nothing stored."""
         if not verify_webhook_signature(body, signature, self._secrets):
             raise SignatureInvalid("the webhook signature does not verify.")
         if event_id is not None and not _EVENT_ID.match(event_id):
-            raise ValidationError("X-Razorpay-Event-Id is malformed.")
+            # A signed delivery is never refused for its id (Razorpay would retry it for 24 h and then
+            # drop it): it is keyed by its body instead.
+            log.warning("webhook with a malformed X-Razorpay-Event-Id; keyed by its body")
+            event_id = None
         # Without an event id, the body itself identifies the delivery (a retry has the same bytes).
         eid = event_id or "body_" + hashlib.sha256(body).hexdigest()[:40]
         now = self._clock.now()
@@ -68,11 +76,24 @@ class WebhookService:
         )
         if not stored:
             return Receipt(eid, duplicate=True)
-        try:
-            await self.process(eid)
-        except Exception:  # the event is stored; the retrier will apply it
-            log.warning("webhook %s not applied inline; left for the retrier", eid, exc_info=True)
+        # The event is durable: apply it now, but never keep Razorpay waiting (it gives up after 5 s and
+        # retries). An apply that takes longer goes on in the background; the retrier covers a crash.
+        task = asyncio.create_task(self.process(eid), name=f"webhook:{eid}")
+        self._inline.add(task)
+        task.add_done_callback(self._inline_done)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=self._inline_budget_s)
         return Receipt(eid, duplicate=False)
+
+    def _inline_done(self, task: asyncio.Task[InboxStatus | None]) -> None:
+        self._inline.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("webhook not applied inline; left for the retrier", exc_info=task.exception())
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for inline applications still running (shutdown); what is left, the retrier applies."""
+        if self._inline:
+            await asyncio.wait(set(self._inline), timeout=timeout_s)
 
     async def process(self, event_id: str) -> InboxStatus | None:
         """Lease and apply one pending event; None when somebody else holds it or it is not pending."""
@@ -81,12 +102,20 @@ class WebhookService:
             return None
         return await self._attempt(event)
 
-    async def process_due(self, limit: int = 20) -> int:
-        """Apply the pending events that are due (the inbox retrier's step). Returns how many it tried."""
+    async def process_due(self, limit: int = 5, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Apply the pending events that are due (the inbox retrier's step). Returns how many it tried.
+
+        Small batches, so that the lease (60 s) comfortably outlasts the batch; ``should_stop`` ends it
+        between events on shutdown (the events left keep their lease and come back when it ends).
+        """
         events = await self._inbox.claim_due(self._clock.now(), limit, LEASE_SECONDS)
+        tried = 0
         for event in events:
+            if should_stop():
+                break
             await self._attempt(event)
-        return len(events)
+            tried += 1
+        return tried
 
     async def _attempt(self, event: InboxEvent) -> InboxStatus:
         attempts = event.attempts + 1
@@ -94,7 +123,10 @@ class WebhookService:
             status, order_id, note = await self._apply(event)
         except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
             now = self._clock.now()
-            dead = attempts >= self._max_attempts
+            # An outage of a dependency says nothing about the event: it is retried (at most hourly)
+            # until the dependency is back, never dead-lettered for it.
+            transient = isinstance(exc, DependencyUnavailable)
+            dead = attempts >= self._max_attempts and not transient
             reason = exc.detail if isinstance(exc, DomainError) else type(exc).__name__
             await self._inbox.finish(
                 event.id,

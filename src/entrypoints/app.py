@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             app.state.shutting_down = True
             if workers is not None:
                 await workers.stop(settings.shutdown_timeout_ms / 1000)
+            await container.webhook_service().drain(settings.shutdown_timeout_ms / 1000)
             for name, close in (("gateway", container.gateway().close), ("ledger", container.ledger().close)):
                 try:
                     await close()

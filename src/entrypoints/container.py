@@ -25,7 +25,7 @@ from application.reconciler import Reconciler, ReconcilerSettings
 from application.webhooks import WebhookService
 from domain.clock import SystemClock
 from entrypoints.settings import Settings
-from entrypoints.workers import Job, WorkerPool
+from entrypoints.workers import Job, StopCheck, WorkerPool
 
 SIMULATOR_MOUNT = "/_simulator"
 REAL_RAZORPAY_URL = "https://api.razorpay.com"
@@ -118,13 +118,21 @@ def build_workers(container: Container) -> WorkerPool:
     reconciler: Reconciler = container.reconciler()
     idempotency: IdempotencyService = container.idempotency_service()
     retriers = [
-        Job(f"webhook-retrier-{n}", s.webhook_retry_interval_ms / 1000, webhooks.process_due)
+        Job(
+            f"webhook-retrier-{n}",
+            s.webhook_retry_interval_ms / 1000,
+            lambda stop: webhooks.process_due(should_stop=stop),
+        )
         for n in range(1, s.webhook_workers + 1)
     ]
     return WorkerPool(
         [
             *retriers,
-            Job("reconciler", s.reconcile_interval_ms / 1000, reconciler.run_once),
+            Job(
+                "reconciler",
+                s.reconcile_interval_ms / 1000,
+                lambda stop: reconciler.run_once(should_stop=stop),
+            ),
             Job(
                 "idempotency-purge", s.idempotency_purge_interval_ms / 1000, _once(idempotency.purge_expired)
             ),
@@ -132,10 +140,10 @@ def build_workers(container: Container) -> WorkerPool:
     )
 
 
-def _once(step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+def _once(step: Callable[[], Awaitable[int]]) -> Callable[[StopCheck], Awaitable[int]]:
     """A step whose result is not "more work waiting": always wait for the interval after it."""
 
-    async def run() -> int:
+    async def run(_: StopCheck) -> int:
         await step()
         return 0
 

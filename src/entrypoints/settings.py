@@ -18,6 +18,10 @@ DEV_RAZORPAY_KEY_SECRET = "dev-only-razorpay-key-secret"
 DEV_WEBHOOK_SECRET = "dev-only-razorpay-webhook-secret"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/payments.db"
 
+# A gateway call may take up to twice its timeout plus a second, and a capture one fetch more: with at
+# most 30 s that stays well inside the 120 s capture claim (domain.payments.CAPTURE_CLAIM_SECONDS).
+MAX_GATEWAY_TIMEOUT_MS = 30_000
+
 ALLOWED_JWT_ALGORITHMS = frozenset(
     {
         "HS256",
@@ -215,7 +219,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         razorpay_webhook_secret=_str(env, "RAZORPAY_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET,
         razorpay_webhook_secret_previous=_str(env, "RAZORPAY_WEBHOOK_SECRET_PREVIOUS"),
         razorpay_base_url=base_url,
-        razorpay_timeout_ms=_int(env, "RAZORPAY_TIMEOUT_MS", 10_000, 100, 120_000),
+        razorpay_timeout_ms=_int(env, "RAZORPAY_TIMEOUT_MS", 10_000, 100, MAX_GATEWAY_TIMEOUT_MS),
         razorpay_max_workers=_int(env, "RAZORPAY_MAX_WORKERS", 8, 1, 256),
         breakers=_breakers(env),
         session_ttl=_int(env, "SESSION_TTL", 86_400, 60, 366 * 86_400),

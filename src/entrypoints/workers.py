@@ -17,11 +17,17 @@ from dataclasses import dataclass
 log = logging.getLogger("payments.workers")
 
 
+StopCheck = Callable[[], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
+    """``step(should_stop)`` does a small batch of work and returns how much it did; it checks
+    ``should_stop()`` between items so that shutdown never waits for more than the item in hand."""
+
     name: str
     interval_s: float
-    step: Callable[[], Awaitable[int]]
+    step: Callable[[StopCheck], Awaitable[int]]
 
 
 class WorkerPool:
@@ -43,7 +49,7 @@ class WorkerPool:
     async def _loop(self, job: Job) -> None:
         while not self._stopping.is_set():
             try:
-                done = await job.step()
+                done = await job.step(self._stopping.is_set)
             except Exception:  # a failing step must not kill the worker
                 log.exception("worker %s: step failed", job.name)
                 done = 0

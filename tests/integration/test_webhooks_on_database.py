@@ -129,16 +129,17 @@ def sign(body: bytes) -> str:
 
 
 class FlakyLedger:
-    """The SQL ledger whose next ``failures`` units of work raise ``LedgerUnavailable``."""
+    """The SQL ledger whose next ``failures`` units of work raise ``error`` (an outage by default)."""
 
-    def __init__(self, inner: SqlLedger, failures: int) -> None:
+    def __init__(self, inner: SqlLedger, failures: int, error: type[Exception] = LedgerUnavailable) -> None:
         self.inner = inner
         self.failures = failures
+        self.error = error
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         if self.failures > 0:
             self.failures -= 1
-            raise LedgerUnavailable()
+            raise self.error()
         return self.inner.unit_of_work(read_only=read_only)
 
     def __getattr__(self, name: str) -> Any:
@@ -349,7 +350,8 @@ async def test_an_event_whose_application_fails_once_is_retried_after_the_backof
 
 
 async def test_an_event_that_keeps_failing_ends_dead_and_a_redrive_applies_it(ledger: SqlLedger) -> None:
-    flaky = FlakyLedger(ledger, failures=10**6)
+    # Not an outage (those are retried until the dependency is back) but a failure that repeats: a bug.
+    flaky = FlakyLedger(ledger, failures=10**6, error=RuntimeError)
     world = build_world(ledger)
     world.webhooks = WebhookService(
         flaky,  # type: ignore[arg-type]
@@ -376,7 +378,7 @@ async def test_an_event_that_keeps_failing_ends_dead_and_a_redrive_applies_it(le
     assert [e.id for e in listed] == ["evt_dies"]
     assert await world.captures(order.id) == []
 
-    flaky.failures = 0  # the database is healthy again
+    flaky.failures = 0  # the bug is fixed
     redriven = await world.webhooks.redrive("evt_dies")
 
     assert (redriven.status, redriven.attempts, redriven.order_id) == (InboxStatus.PROCESSED, 1, order.id)

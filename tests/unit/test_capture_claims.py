@@ -128,3 +128,11 @@ async def test_a_refund_reusing_a_taken_ref_gets_its_own_ref_and_both_are_kept(w
         ("rfnd_two000000002", "ext_rfnd_two000000002"),
     ]
     assert final.amount_refunded == 3_000
+
+
+def test_the_longest_gateway_call_ends_inside_the_capture_claim() -> None:
+    from entrypoints.settings import MAX_GATEWAY_TIMEOUT_MS
+
+    timeout_s = MAX_GATEWAY_TIMEOUT_MS / 1000
+    capture_then_fetch = (2 * timeout_s + 1) + (2 * timeout_s + 1) / 2  # the adapter's deadline + fallback
+    assert capture_then_fetch < CAPTURE_CLAIM_SECONDS

@@ -41,6 +41,7 @@ def test_database_url_forms_are_accepted(url: str, expected: str) -> None:
     ("env", "variable"),
     [
         ({"RAZORPAY_TIMEOUT_MS": "fast"}, "RAZORPAY_TIMEOUT_MS"),
+        ({"RAZORPAY_TIMEOUT_MS": "60000"}, "RAZORPAY_TIMEOUT_MS"),  # would outlast the capture claim
         ({"SHUTDOWN_TIMEOUT": "-1"}, "SHUTDOWN_TIMEOUT"),
         ({"CIRCUIT_BREAKER_GATEWAY_FAILURE_THRESHOLD": "0"}, "CIRCUIT_BREAKER_GATEWAY_FAILURE_THRESHOLD"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),

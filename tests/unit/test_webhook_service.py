@@ -292,12 +292,16 @@ async def test_no_configured_secret_refuses_everything_even_an_empty_key_hmac() 
 
 
 @pytest.mark.parametrize("event_id", ["", "evt 1", "evt/1", "x" * 101, "évt"])
-async def test_malformed_event_id_is_refused_and_nothing_stored(world: World, event_id: str) -> None:
+async def test_malformed_event_id_is_keyed_by_the_body_never_refused(world: World, event_id: str) -> None:
+    """A signed delivery is never refused for its id: Razorpay would retry it for 24 h and drop it."""
     order = await new_order(world)
     body = captured_body(order)
-    with pytest.raises(ValidationError):
-        await world.webhooks.receive(body, sign(body), event_id)
-    assert world.inbox.events == {}
+    first = await world.webhooks.receive(body, sign(body), event_id)
+    again = await world.webhooks.receive(body, sign(body), event_id)
+    assert first.event_id.startswith("body_") and not first.duplicate
+    assert again.event_id == first.event_id and again.duplicate
+    assert list(world.inbox.events) == [first.event_id]
+    assert (await world.order(order.id)).status is OrderStatus.PAID
 
 
 # ---- receiving ------------------------------------------------------------------------------------
@@ -601,10 +605,16 @@ async def test_failing_application_is_retried_with_backoff(world: World) -> None
     assert await world.webhooks.process_due() == 0
 
 
-async def test_after_max_attempts_the_event_is_dead_then_redrive_applies_it(world: World) -> None:
+def poison_body(order: Order) -> bytes:
+    """An event that fails the same way on every attempt: a capture in another currency than the order's."""
+    entity = payment_entity("pay_W0001", order.gateway_order_id, "captured")
+    entity["currency"] = "USD"
+    return event_body("payment.captured", payment=entity)
+
+
+async def test_after_max_attempts_a_poison_event_is_dead_then_redrive_retries_it(world: World) -> None:
     order = await new_order(world)
-    world.ledger.unavailable = True
-    await world.deliver(captured_body(order), "evt_dead")
+    await world.deliver(poison_body(order), "evt_dead")
     for attempt in range(1, MAX_ATTEMPTS):
         stored = await world.inbox.get("evt_dead")
         assert stored is not None
@@ -615,29 +625,44 @@ async def test_after_max_attempts_the_event_is_dead_then_redrive_applies_it(worl
     stored = await world.inbox.get("evt_dead")
     assert stored is not None
     assert (stored.status, stored.attempts, stored.next_attempt_at) == (InboxStatus.DEAD, MAX_ATTEMPTS, None)
+    assert stored.last_error and "currency" in stored.last_error
     world.clock.advance(10 * 3600)
     assert await world.webhooks.process_due() == 0
     dead, _ = await world.webhooks.list_events("dead")
     assert [e.id for e in dead] == ["evt_dead"]
-
-    # Re-driven while the ledger is still down: back to pending, attempts counted afresh.
+    # Re-driven: back to pending with attempts counted afresh (it fails again, being poison).
     redriven = await world.webhooks.redrive("evt_dead")
     assert (redriven.status, redriven.attempts) == (InboxStatus.PENDING, 1)
     assert redriven.next_attempt_at == world.clock.now() + backoff(1)
+    assert world.journal_keys() == []
 
+
+async def test_a_dependency_outage_never_dead_letters_an_event(world: World) -> None:
+    """Hours of database trouble: the event is retried (at most hourly) and applied when it is back."""
+    order = await new_order(world)
+    world.ledger.unavailable = True
+    await world.deliver(captured_body(order), "evt_outage")
+    for _ in range(MAX_ATTEMPTS + 6):
+        world.clock.advance(3600)
+        await world.webhooks.process_due()
+    stored = await world.inbox.get("evt_outage")
+    assert stored is not None and stored.status is InboxStatus.PENDING
+    assert stored.attempts > MAX_ATTEMPTS
+    assert stored.next_attempt_at is not None
+    assert stored.next_attempt_at - world.clock.now() <= backoff(100)  # capped at an hour
     world.ledger.unavailable = False
-    redriven = await world.webhooks.redrive("evt_dead")
-    assert (redriven.status, redriven.attempts) == (InboxStatus.PROCESSED, 1)
+    world.clock.advance(3600)
+    assert await world.webhooks.process_due() == 1
+    applied = await world.inbox.get("evt_outage")
+    assert applied is not None and applied.status is InboxStatus.PROCESSED
     assert (await world.order(order.id)).status is OrderStatus.PAID
     assert world.journal_keys() == ["capture:pay_W0001"]
-    assert (await world.webhooks.list_events("dead"))[0] == []
 
 
 async def test_small_max_attempts_dead_letters_sooner() -> None:
     w = make_world(max_attempts=2)
     order = await new_order(w)
-    w.ledger.unavailable = True
-    await w.deliver(captured_body(order), "evt_1")
+    await w.deliver(poison_body(order), "evt_1")
     w.clock.advance(backoff(1).total_seconds())
     await w.webhooks.process_due()
     stored = await w.inbox.get("evt_1")

@@ -12,7 +12,7 @@ async def test_stop_lets_the_item_in_hand_finish_and_takes_no_new_work() -> None
     finished: list[int] = []
     gate = asyncio.Event()
 
-    async def step() -> int:
+    async def step(should_stop: object) -> int:
         n = len(started)
         started.append(n)
         await gate.wait()
@@ -33,7 +33,7 @@ async def test_stop_lets_the_item_in_hand_finish_and_takes_no_new_work() -> None
 
 
 async def test_stop_cancels_a_step_that_overruns_the_timeout() -> None:
-    async def stuck() -> int:
+    async def stuck(should_stop: object) -> int:
         await asyncio.sleep(60)
         return 0
 
@@ -47,7 +47,7 @@ async def test_stop_cancels_a_step_that_overruns_the_timeout() -> None:
 async def test_a_failing_step_does_not_kill_the_worker() -> None:
     calls = 0
 
-    async def flaky() -> int:
+    async def flaky(should_stop: object) -> int:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -64,7 +64,7 @@ async def test_a_failing_step_does_not_kill_the_worker() -> None:
 async def test_an_idle_worker_waits_for_its_interval_but_stops_at_once() -> None:
     calls = 0
 
-    async def idle() -> int:
+    async def idle(should_stop: object) -> int:
         nonlocal calls
         calls += 1
         return 0
