@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -413,6 +414,7 @@ class InMemoryWebhookInbox:
         if event is None or event.status is not InboxStatus.PENDING or self._leased(event_id, now):
             return None
         self.leases[event_id] = now + timedelta(seconds=lease_seconds)
+        event.lease_token = secrets.token_hex(16)
         return copy.deepcopy(event)
 
     async def claim_due(self, now: datetime, limit: int, lease_seconds: float) -> list[InboxEvent]:
@@ -427,8 +429,10 @@ class InMemoryWebhookInbox:
             ),
             key=lambda e: (e.next_attempt_at or e.received_at, e.received_at, e.id),
         )[: max(0, limit)]
+        token = secrets.token_hex(16)
         for e in due:
             self.leases[e.id] = now + timedelta(seconds=lease_seconds)
+            e.lease_token = token
         return [copy.deepcopy(e) for e in due]
 
     async def finish(
@@ -437,15 +441,17 @@ class InMemoryWebhookInbox:
         status: InboxStatus,
         now: datetime,
         *,
+        lease_token: str | None,
         attempts: int,
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         order_id: str | None = None,
-    ) -> None:
+    ) -> bool:
         self._check()
         event = self.events.get(event_id)
-        if event is None:
-            raise KeyError(f"unknown webhook event {event_id}")
+        if event is None or event.lease_token != lease_token:
+            return False
+        event.lease_token = None
         event.status = status
         event.attempts = attempts
         event.next_attempt_at = next_attempt_at
@@ -455,6 +461,7 @@ class InMemoryWebhookInbox:
         if status in (InboxStatus.PROCESSED, InboxStatus.IGNORED):
             event.processed_at = now
         self.leases.pop(event_id, None)
+        return True
 
     async def list(
         self, status: InboxStatus | None, limit: int, cursor: str | None
@@ -468,7 +475,10 @@ class InMemoryWebhookInbox:
         event = self.events.get(event_id)
         if event is None:
             return None
-        if event.status in (InboxStatus.DEAD, InboxStatus.IGNORED, InboxStatus.PENDING):
+        if event.status in (InboxStatus.DEAD, InboxStatus.IGNORED, InboxStatus.PENDING) and not self._leased(
+            event_id, now
+        ):
+            event.lease_token = None
             event.status = InboxStatus.PENDING
             event.attempts = 0
             event.next_attempt_at = now

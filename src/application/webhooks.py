@@ -15,6 +15,8 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from domain.errors import DependencyUnavailable, DomainError, NotFound, SignatureInvalid, ValidationError
 from domain.ports import Clock, GatewayEventParser, Ledger, WebhookInbox
@@ -128,8 +130,8 @@ class WebhookService:
             transient = isinstance(exc, DependencyUnavailable)
             dead = attempts >= self._max_attempts and not transient
             reason = exc.detail if isinstance(exc, DomainError) else type(exc).__name__
-            await self._inbox.finish(
-                event.id,
+            await self._finish(
+                event,
                 InboxStatus.DEAD if dead else InboxStatus.PENDING,
                 now,
                 attempts=attempts,
@@ -138,10 +140,17 @@ class WebhookService:
             )
             log.warning("webhook %s attempt %d failed: %s", event.id, attempts, reason)
             return InboxStatus.DEAD if dead else InboxStatus.PENDING
-        await self._inbox.finish(
-            event.id, status, self._clock.now(), attempts=attempts, last_error=note, order_id=order_id
+        await self._finish(
+            event, status, self._clock.now(), attempts=attempts, last_error=note, order_id=order_id
         )
         return status
+
+    async def _finish(self, event: InboxEvent, status: InboxStatus, now: datetime, **outcome: Any) -> None:
+        written = await self._inbox.finish(event.id, status, now, lease_token=event.lease_token, **outcome)
+        if not written:
+            # Our lease lapsed and another worker holds the event now: its outcome stands. (The ledger
+            # is right either way: applying an event twice changes the books once.)
+            log.info("webhook %s: lease lost before finishing; the new holder's outcome stands", event.id)
 
     async def _apply(self, event: InboxEvent) -> tuple[InboxStatus, str | None, str | None]:
         try:

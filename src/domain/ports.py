@@ -236,12 +236,18 @@ class WebhookInbox(Protocol):
         status: InboxStatus,
         now: datetime,
         *,
+        lease_token: str | None,
         attempts: int,
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         order_id: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt and release the lease."""
+    ) -> bool:
+        """Record the outcome of an attempt and release the lease.
+
+        Writes only while the event still carries ``lease_token`` (the one its claim returned): a
+        worker whose lease lapsed and was taken over cannot overwrite the new holder's outcome.
+        Returns whether it wrote.
+        """
         ...
 
     async def list(
@@ -251,5 +257,8 @@ class WebhookInbox(Protocol):
         ...
 
     async def redrive(self, event_id: str, now: datetime) -> InboxEvent | None:
-        """Put a dead, ignored or pending event back to pending, due now, attempts reset."""
+        """Put a dead, ignored or pending event back to pending, due now, attempts reset.
+
+        An event a worker holds right now (a live lease) is returned unchanged.
+        """
         ...

@@ -71,3 +71,4 @@ class InboxEvent:
     last_error: str | None = None
     order_id: str | None = None
     processed_at: datetime | None = None
+    lease_token: str | None = None  # set by claim/claim_due: who holds the event (see WebhookInbox.finish)

@@ -131,7 +131,7 @@ async def test_two_concurrent_claims_of_one_event_lease_it_to_exactly_one(inbox:
 async def test_claim_refuses_leased_unknown_and_finished_events(inbox: SqlWebhookInbox) -> None:
     await inbox.store(_event("evt_a"))
     await inbox.store(_event("evt_done"))
-    await inbox.finish("evt_done", InboxStatus.PROCESSED, T0, attempts=1)
+    await inbox.finish("evt_done", InboxStatus.PROCESSED, T0, lease_token=None, attempts=1)
 
     assert await inbox.claim("evt_a", T0, LEASE) is not None
     assert await inbox.claim("evt_a", T0 + timedelta(seconds=30), LEASE) is None  # still leased
@@ -210,11 +210,18 @@ async def test_finish_records_a_failed_attempt_and_the_event_is_due_again_after_
     inbox: SqlWebhookInbox,
 ) -> None:
     await inbox.store(_event("evt_retry"))
-    assert await inbox.claim("evt_retry", T0, LEASE) is not None
+    claimed = await inbox.claim("evt_retry", T0, LEASE)
+    assert claimed is not None
     retry_at = T0 + timedelta(seconds=5)
 
-    await inbox.finish(
-        "evt_retry", InboxStatus.PENDING, T0, attempts=1, next_attempt_at=retry_at, last_error="boom"
+    assert await inbox.finish(
+        "evt_retry",
+        InboxStatus.PENDING,
+        T0,
+        lease_token=claimed.lease_token,
+        attempts=1,
+        next_attempt_at=retry_at,
+        last_error="boom",
     )
 
     got = await inbox.get("evt_retry")
@@ -238,7 +245,9 @@ async def test_finish_as_processed_stamps_the_time_and_order_and_a_later_failure
     await inbox.store(_event("evt_ok"))
     done_at = T0 + timedelta(seconds=3)
 
-    await inbox.finish("evt_ok", InboxStatus.PROCESSED, done_at, attempts=1, order_id="ord_1")
+    await inbox.finish(
+        "evt_ok", InboxStatus.PROCESSED, done_at, lease_token=None, attempts=1, order_id="ord_1"
+    )
     got = await inbox.get("evt_ok")
     assert got is not None
     assert (got.status, got.processed_at, got.order_id, got.attempts) == (
@@ -248,12 +257,14 @@ async def test_finish_as_processed_stamps_the_time_and_order_and_a_later_failure
         1,
     )
 
-    await inbox.finish("evt_ok", InboxStatus.DEAD, done_at, attempts=2, last_error="x")
+    await inbox.finish("evt_ok", InboxStatus.DEAD, done_at, lease_token=None, attempts=2, last_error="x")
     got = await inbox.get("evt_ok")
     assert got is not None
     assert (got.status, got.processed_at, got.order_id) == (InboxStatus.DEAD, None, "ord_1")
 
-    await inbox.finish("evt_ok", InboxStatus.IGNORED, done_at, attempts=3, last_error="no order")
+    await inbox.finish(
+        "evt_ok", InboxStatus.IGNORED, done_at, lease_token=None, attempts=3, last_error="no order"
+    )
     got = await inbox.get("evt_ok")
     assert got is not None and (got.status, got.processed_at) == (InboxStatus.IGNORED, done_at)
 
@@ -300,8 +311,17 @@ async def test_a_cursor_that_is_not_ours_is_a_validation_error(inbox: SqlWebhook
 
 async def test_redrive_makes_a_dead_event_pending_due_now_with_attempts_reset(inbox: SqlWebhookInbox) -> None:
     await inbox.store(_event("evt_dead"))
-    assert await inbox.claim("evt_dead", T0, LEASE) is not None
-    await inbox.finish("evt_dead", InboxStatus.DEAD, T0, attempts=8, last_error="gave up", order_id="ord_9")
+    claimed = await inbox.claim("evt_dead", T0, LEASE)
+    assert claimed is not None
+    assert await inbox.finish(
+        "evt_dead",
+        InboxStatus.DEAD,
+        T0,
+        lease_token=claimed.lease_token,
+        attempts=8,
+        last_error="gave up",
+        order_id="ord_9",
+    )
     later = T0 + timedelta(days=1)
 
     event = await inbox.redrive("evt_dead", later)
@@ -324,10 +344,15 @@ async def test_redrive_clears_a_live_lease_and_leaves_a_processed_event_as_it_is
     await inbox.store(_event("evt_leased"))
     await inbox.store(_event("evt_processed"))
     assert await inbox.claim("evt_leased", T0, LEASE) is not None
-    await inbox.finish("evt_processed", InboxStatus.PROCESSED, T0, attempts=1, order_id="ord_1")
+    await inbox.finish(
+        "evt_processed", InboxStatus.PROCESSED, T0, lease_token=None, attempts=1, order_id="ord_1"
+    )
 
+    # A worker holds it right now: re-driving must not start a second, concurrent apply.
     assert await inbox.redrive("evt_leased", T0) is not None
-    assert await inbox.claim("evt_leased", T0 + timedelta(seconds=1), LEASE) is not None
+    assert await inbox.claim("evt_leased", T0 + timedelta(seconds=1), LEASE) is None
+    assert await inbox.redrive("evt_leased", T0 + timedelta(seconds=LEASE + 1)) is not None
+    assert await inbox.claim("evt_leased", T0 + timedelta(seconds=LEASE + 2), LEASE) is not None
 
     processed = await inbox.redrive("evt_processed", T0)
     assert processed is not None
@@ -347,7 +372,7 @@ async def test_every_inbox_call_on_a_dead_server_is_ledger_unavailable_quickly()
             inbox.get("evt_1"),
             inbox.claim("evt_1", T0, LEASE),
             inbox.claim_due(T0, 10, LEASE),
-            inbox.finish("evt_1", InboxStatus.PROCESSED, T0, attempts=1),
+            inbox.finish("evt_1", InboxStatus.PROCESSED, T0, lease_token=None, attempts=1),
             inbox.list(None, 10, None),
             inbox.redrive("evt_1", T0),
         ]
@@ -400,3 +425,29 @@ async def test_migration_0002_adds_and_removes_only_the_inbox(empty_database_url
 
     await upgrade(url)
     assert await _inbox_schema(url) == (tables, indexes)
+
+
+async def test_a_worker_whose_lease_lapsed_cannot_overwrite_the_new_holders_outcome(
+    inbox: SqlWebhookInbox,
+) -> None:
+    await inbox.store(_event("evt_fenced"))
+    slow = await inbox.claim("evt_fenced", T0, LEASE)
+    assert slow is not None and slow.lease_token
+    later = T0 + timedelta(seconds=LEASE + 1)
+    fast = await inbox.claim("evt_fenced", later, LEASE)  # the slow worker's lease lapsed
+    assert fast is not None and fast.lease_token != slow.lease_token
+    assert await inbox.finish(
+        "evt_fenced", InboxStatus.PROCESSED, later, lease_token=fast.lease_token, attempts=1, order_id="ord_1"
+    )
+    # The slow worker finally fails and tries to record it: refused, the processed outcome stands.
+    assert not await inbox.finish(
+        "evt_fenced", InboxStatus.DEAD, later, lease_token=slow.lease_token, attempts=8, last_error="late"
+    )
+    got = await inbox.get("evt_fenced")
+    assert got is not None
+    assert (got.status, got.order_id, got.last_error, got.lease_token) == (
+        InboxStatus.PROCESSED,
+        "ord_1",
+        None,
+        None,
+    )

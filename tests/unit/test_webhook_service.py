@@ -777,7 +777,9 @@ async def test_inbox_lease_keeps_an_event_from_a_second_claimer_until_it_expires
     again = await inbox.claim_due(later, 10, 60)
     assert [e.id for e in again] == ["e1"]
     assert await inbox.claim("e1", later, 60) is None
-    await inbox.finish("e1", InboxStatus.PENDING, later, attempts=1, next_attempt_at=later)
+    assert await inbox.finish(
+        "e1", InboxStatus.PENDING, later, lease_token=again[0].lease_token, attempts=1, next_attempt_at=later
+    )
     assert await inbox.claim("e1", later, 60) is not None  # finish released the lease
 
 
@@ -799,8 +801,17 @@ async def test_inbox_claim_due_respects_next_attempt_limit_and_status(world: Wor
 async def test_inbox_finish_and_redrive(world: World) -> None:
     inbox, now = world.inbox, world.clock.now()
     await inbox.store(_event("e1", world))
-    await inbox.claim("e1", now, 60)
-    await inbox.finish("e1", InboxStatus.DEAD, now, attempts=8, last_error="boom", order_id="ord_1")
+    claimed = await inbox.claim("e1", now, 60)
+    assert claimed is not None
+    assert await inbox.finish(
+        "e1",
+        InboxStatus.DEAD,
+        now,
+        lease_token=claimed.lease_token,
+        attempts=8,
+        last_error="boom",
+        order_id="ord_1",
+    )
     dead = await inbox.get("e1")
     assert dead is not None
     assert (dead.status, dead.attempts, dead.last_error, dead.order_id, dead.next_attempt_at) == (
@@ -814,8 +825,11 @@ async def test_inbox_finish_and_redrive(world: World) -> None:
     back = await inbox.redrive("e1", later)
     assert back is not None
     assert (back.status, back.attempts, back.next_attempt_at) == (InboxStatus.PENDING, 0, later)
-    assert [e.id for e in await inbox.claim_due(later, 10, 60)] == ["e1"]
-    await inbox.finish("e1", InboxStatus.PROCESSED, later, attempts=1)
+    [claimed_again] = await inbox.claim_due(later, 10, 60)
+    assert claimed_again.id == "e1"
+    assert await inbox.finish(
+        "e1", InboxStatus.PROCESSED, later, lease_token=claimed_again.lease_token, attempts=1
+    )
     done = await inbox.get("e1")
     assert done is not None and done.processed_at == later and done.order_id == "ord_1"
     assert await inbox.redrive("missing", later) is None
@@ -895,3 +909,16 @@ async def test_webhook_settles_an_api_refund_whose_answer_was_lost() -> None:
     assert gateway.calls.count("refund_payment") == 1
     assert w.journal_keys().count(f"refund:{snap.id}") == 1
     assert len((await w.order(order.id)).refunds) == 1
+
+
+async def test_a_stale_worker_cannot_overwrite_the_outcome_of_the_worker_that_took_over(world: World) -> None:
+    inbox, now = world.inbox, world.clock.now()
+    await inbox.store(_event("e1", world))
+    slow = await inbox.claim("e1", now, 60)
+    later = now + timedelta(seconds=61)
+    fast = await inbox.claim("e1", later, 60)
+    assert slow is not None and fast is not None and slow.lease_token != fast.lease_token
+    assert await inbox.finish("e1", InboxStatus.PROCESSED, later, lease_token=fast.lease_token, attempts=1)
+    assert not await inbox.finish("e1", InboxStatus.DEAD, later, lease_token=slow.lease_token, attempts=8)
+    got = await inbox.get("e1")
+    assert got is not None and got.status is InboxStatus.PROCESSED

@@ -228,7 +228,8 @@ webhook_events = Table(
     Column("status", String, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UtcDateTime, nullable=True),
-    Column("locked_until", UtcDateTime, nullable=True),  # the lease of the worker applying it
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("lease_token", String, nullable=True),  # the lease of the worker applying it
     Column("last_error", String, nullable=True),
     Column("order_id", String, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),

@@ -11,6 +11,7 @@ same transaction, so no two workers get the same event. Driver failures surface 
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ def _event(row: Row[Any]) -> InboxEvent:
         last_error=row.last_error,
         order_id=row.order_id,
         processed_at=row.processed_at,
+        lease_token=row.lease_token,
     )
 
 
@@ -109,7 +111,7 @@ class SqlWebhookInbox:
                 events.c.status == InboxStatus.PENDING.value,
                 _unleased(now),
             )
-            .values(locked_until=_lease_end(now, lease_seconds))
+            .values(locked_until=_lease_end(now, lease_seconds), lease_token=secrets.token_hex(16))
             .returning(*events.c)
         )
         async with transaction(self._engine) as conn:
@@ -137,7 +139,12 @@ class SqlWebhookInbox:
             ids = list((await conn.execute(picked)).scalars())
             if not ids:
                 return []
-            stmt = update(events).where(events.c.id.in_(ids)).values(locked_until=until).returning(*events.c)
+            stmt = (
+                update(events)
+                .where(events.c.id.in_(ids))
+                .values(locked_until=until, lease_token=secrets.token_hex(16))
+                .returning(*events.c)
+            )
             rows = (await conn.execute(stmt)).all()
         claimed = [_event(r) for r in rows]
         claimed.sort(key=lambda e: (e.next_attempt_at or e.received_at, e.id))
@@ -149,15 +156,19 @@ class SqlWebhookInbox:
         status: InboxStatus,
         now: datetime,
         *,
+        lease_token: str | None,
         attempts: int,
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
         order_id: str | None = None,
-    ) -> None:
+    ) -> bool:
         status = InboxStatus(status)
+        holder = (
+            events.c.lease_token.is_(None) if lease_token is None else events.c.lease_token == lease_token
+        )
         stmt = (
             update(events)
-            .where(events.c.id == event_id)
+            .where(events.c.id == event_id, holder)
             .values(
                 status=status.value,
                 attempts=attempts,
@@ -167,10 +178,12 @@ class SqlWebhookInbox:
                 order_id=order_id if order_id is not None else events.c.order_id,
                 processed_at=now if status in _DONE else None,
                 locked_until=None,
+                lease_token=None,
             )
         )
         async with transaction(self._engine) as conn:
-            await conn.execute(stmt)
+            written = (await conn.execute(stmt)).rowcount
+        return bool(written)
 
     async def list(
         self, status: InboxStatus | None, limit: int, cursor: str | None
@@ -202,12 +215,13 @@ class SqlWebhookInbox:
         """Back to pending, due ``now``, attempts reset; a processed event is returned unchanged."""
         stmt = (
             update(events)
-            .where(events.c.id == event_id, events.c.status != InboxStatus.PROCESSED.value)
+            .where(events.c.id == event_id, events.c.status != InboxStatus.PROCESSED.value, _unleased(now))
             .values(
                 status=InboxStatus.PENDING.value,
                 attempts=0,
                 next_attempt_at=now,
                 locked_until=None,
+                lease_token=None,
                 last_error=None,
                 processed_at=None,
             )
