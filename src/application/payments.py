@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from domain.errors import (
@@ -20,9 +21,10 @@ from domain.errors import (
     ValidationError,
 )
 from domain.gateway import PaymentSnapshot, RefundSnapshot
+from domain.journal import JournalTransaction
 from domain.money import Money
 from domain.payments import Order, PaymentStatus, Refund, RefundStatus
-from domain.ports import Clock, Ledger, OrderPage, PaymentGateway
+from domain.ports import Clock, Ledger, LedgerUnitOfWork, OrderPage, PaymentGateway
 from domain.signatures import verify_payment_signature
 
 MAX_RECEIPT = 40
@@ -69,6 +71,16 @@ def refund_ref_for(user_id: str, order_id: str, idempotency_key: str | None) -> 
         return f"rf_{uuid.uuid4().hex}"
     digest = hashlib.sha256(f"{user_id}\0{order_id}\0{idempotency_key}".encode()).hexdigest()
     return f"rf_{digest[:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    uow: LedgerUnitOfWork
+    order: Order
+
+    async def post(self, transactions: Iterable[JournalTransaction]) -> None:
+        for txn in transactions:
+            await self.uow.post(txn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,35 +178,24 @@ class PaymentService:
         captured. Returns the gateway's snapshot after the capture (or the given one if there was
         nothing to do).
         """
-        async with self._ledger.unit_of_work() as uow:
-            order = await uow.get_order(order_id, for_update=True)
-            if order is None:
-                raise NotFound("order not found.")
-            for txn in order.apply_payment(snap, self._clock.now()):
-                await uow.post(txn)
+        refused: InvalidState | None = None
+        async with self._changing(order_id) as change:
+            await change.post(change.order.apply_payment(snap, self._clock.now()))
             try:
-                claimed = order.claim_capture(snap.id, self._clock.now())
-            except InvalidState:
-                await uow.save_order(order)  # the attempt is recorded even when its capture is refused
-                await uow.commit()
-                raise
-            await uow.save_order(order)
-            await uow.commit()
+                claimed = change.order.claim_capture(snap.id, self._clock.now())
+            except InvalidState as exc:
+                refused = exc  # the attempt is still recorded (committed) when its capture is refused
+        if refused is not None:
+            raise refused
         if not claimed:
             return snap
         return await self._gateway.capture_payment(snap.id, snap.amount, snap.currency)
 
     async def apply_payment_snapshot(self, order_id: str, snap: PaymentSnapshot) -> Order:
         """Fold what the gateway says about a payment into the order, exactly once."""
-        async with self._ledger.unit_of_work() as uow:
-            order = await uow.get_order(order_id, for_update=True)
-            if order is None:
-                raise NotFound("order not found.")
-            for txn in order.apply_payment(snap, self._clock.now()):
-                await uow.post(txn)
-            await uow.save_order(order)
-            await uow.commit()
-        return order
+        async with self._changing(order_id) as change:
+            await change.post(change.order.apply_payment(snap, self._clock.now()))
+        return change.order
 
     # ---- refunds --------------------------------------------------------------------------------
     async def refund(
@@ -211,13 +212,9 @@ class PaymentService:
         if len(clean_notes) > MAX_NOTES - 2:
             raise ValidationError(f"refund notes may have at most {MAX_NOTES - 2} keys.")
         ref = refund_ref_for(user_id, order_id, idempotency_key)
-        async with self._ledger.unit_of_work() as uow:
-            order = await uow.get_order(order_id, for_update=True)
-            if order is None:
-                raise NotFound("order not found.")
+        async with self._changing(order_id) as change:
+            order = change.order
             refund = order.reserve_refund(ref, amount, payment_id, self._clock.now())
-            await uow.save_order(order)
-            await uow.commit()
         if refund.id is not None:
             return RefundResult(order, refund)  # an earlier attempt with this key got through
         if refund.status is RefundStatus.FAILED:
@@ -240,23 +237,23 @@ class PaymentService:
         self, order_id: str, snap: RefundSnapshot, ref: str | None = None
     ) -> Order:
         """Fold what the gateway says about a refund into the order, exactly once."""
+        async with self._changing(order_id) as change:
+            await change.post(change.order.apply_refund(snap, self._clock.now(), ref=ref))
+        return change.order
+
+    async def release_refund(self, order_id: str, ref: str) -> None:
+        """Give up a refund reservation the gateway never made (its amount is refundable again)."""
+        async with self._changing(order_id) as change:
+            change.order.release_refund(ref, self._clock.now())
+
+    @asynccontextmanager
+    async def _changing(self, order_id: str) -> AsyncIterator[_Change]:
+        """One state change of an order: its row lock, then save and commit when the block succeeds."""
         async with self._ledger.unit_of_work() as uow:
             order = await uow.get_order(order_id, for_update=True)
             if order is None:
                 raise NotFound("order not found.")
-            for txn in order.apply_refund(snap, self._clock.now(), ref=ref):
-                await uow.post(txn)
-            await uow.save_order(order)
-            await uow.commit()
-        return order
-
-    async def release_refund(self, order_id: str, ref: str) -> None:
-        """Give up a refund reservation the gateway never made (its amount is refundable again)."""
-        async with self._ledger.unit_of_work() as uow:
-            order = await uow.get_order(order_id, for_update=True)
-            if order is None:
-                return
-            order.release_refund(ref, self._clock.now())
+            yield _Change(uow, order)
             await uow.save_order(order)
             await uow.commit()
 
