@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from adapters.persistence.engine import create_engine
+from adapters.persistence.engine import create_engine, run_on_connection
 from adapters.persistence.migrations import current_revision, downgrade, head_revision, upgrade
 from adapters.persistence.tables import idempotency_keys, metadata
 
@@ -40,12 +40,7 @@ async def _schema(url: str) -> tuple[set[str], set[str]]:
         triggers = {r[0] for r in conn.execute(text(sql))}
         return tables, triggers
 
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(read)
-    finally:
-        await engine.dispose()
+    return await run_on_connection(url, read)
 
 
 async def test_migrations_go_up_down_to_base_and_up_again(empty_database_url: str) -> None:
@@ -143,12 +138,7 @@ async def _idempotency_keys_schema(url: str) -> dict[str, Any]:
             ),
         }
 
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(read)
-    finally:
-        await engine.dispose()
+    return await run_on_connection(url, read)
 
 
 async def _idempotency_rows(url: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from sqlalchemy import exc, insert, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.persistence.engine import create_engine
+from adapters.persistence.engine import create_engine, run_on_connection
 from adapters.persistence.migrations import downgrade, upgrade
 from adapters.persistence.tables import webhook_events
 from adapters.persistence.webhook_inbox import SqlWebhookInbox
@@ -396,12 +396,7 @@ async def _inbox_schema(url: str) -> tuple[set[str], set[str]]:
         )
         return tables, {str(name) for name in indexes}
 
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(read)
-    finally:
-        await engine.dispose()
+    return await run_on_connection(url, read)
 
 
 async def test_migration_0002_adds_and_removes_only_the_inbox(empty_database_url: str) -> None:

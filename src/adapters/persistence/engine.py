@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, exc
@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from domain.errors import LedgerUnavailable
+
+T = TypeVar("T")
 
 #: Execution option naming how a SQLite transaction begins: ``"IMMEDIATE"`` (default) or ``"DEFERRED"``.
 SQLITE_BEGIN: Final = "sqlite_begin"
@@ -88,13 +90,16 @@ def create_engine(
     ``pool_timeout_s`` the wait for a pooled connection, ``busy_timeout_s`` the wait for SQLite's lock.
     """
     async_url = make_url(normalize_url(url))
+    pool: dict[str, Any] = {
+        "echo": echo,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+        "pool_timeout": pool_timeout_s,
+    }
     if async_url.get_backend_name() == "postgresql":
         engine = create_async_engine(
             async_url,
-            echo=echo,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_timeout=pool_timeout_s,
+            **pool,
             pool_recycle=1800,
             pool_pre_ping=True,
             connect_args={
@@ -108,14 +113,7 @@ def create_engine(
         # Best effort: if the directory cannot be made, connecting fails as LedgerUnavailable.
         with contextlib.suppress(OSError):
             Path(async_url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
-        async_url,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_timeout=pool_timeout_s,
-        connect_args={"timeout": busy_timeout_s},
-    )
+    engine = create_async_engine(async_url, **pool, connect_args={"timeout": busy_timeout_s})
     _install_sqlite_hooks(engine, busy_timeout_ms=int(busy_timeout_s * 1000))
     return engine
 
@@ -232,3 +230,13 @@ async def discard(conn: AsyncConnection) -> None:
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+async def run_on_connection(url: str, read: Callable[[Connection], T]) -> T:
+    """Run a synchronous function (Alembic, the inspector) on a short-lived connection to ``url``."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()

@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from adapters.persistence.engine import create_engine, normalize_url
+from adapters.persistence.engine import normalize_url, run_on_connection
 
 T = TypeVar("T")
 
@@ -97,12 +97,7 @@ async def current_revision(url: str) -> str | None:
     def read(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(read)
-    finally:
-        await engine.dispose()
+    return await run_on_connection(url, read)
 
 
 async def ensure_schema(url: str) -> None:
